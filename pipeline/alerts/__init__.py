@@ -1,0 +1,1 @@
+"""alerts part of the pipeline."""

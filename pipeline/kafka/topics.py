@@ -1,0 +1,76 @@
+"""Topic names and their declaration: every topic is created here, never auto-created."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from pipeline.config import Settings
+from pipeline.kafka.clients import common_config
+
+log = logging.getLogger(__name__)
+
+FRAMES = "frames"
+FRAMES_SHADOW = "frames.shadow"
+DETECTIONS = "detections"
+DETECTIONS_SHADOW = "detections.shadow"
+COUNT_EVENTS = "count-events"
+COUNTS = "counts"
+ALERTS = "alerts"
+MODEL_CONTROL = "model-control"
+
+#: Topics whose bad messages go to ``<topic>.dlq``.
+DATA_TOPICS = (FRAMES, FRAMES_SHADOW, DETECTIONS, DETECTIONS_SHADOW, COUNT_EVENTS, COUNTS, ALERTS)
+
+
+def dlq(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic camcount uses, with partitions, retention and size limits from config."""
+    t = settings.topics
+    data = {"retention.ms": str(t.retention_ms), "max.message.bytes": str(t.max_message_bytes)}
+    dead = {"retention.ms": str(t.dlq_retention_ms), "max.message.bytes": str(t.max_message_bytes)}
+    specs = [TopicSpec(name(settings, n), t.partitions, data) for n in DATA_TOPICS]
+    specs += [TopicSpec(name(settings, dlq(n)), t.partitions, dead) for n in DATA_TOPICS]
+    # One partition: the assignment is a small, totally ordered log that every worker reads whole.
+    specs.append(TopicSpec(name(settings, MODEL_CONTROL), 1, {"cleanup.policy": "compact"}))
+    return specs
+
+
+def name(settings: Settings, topic: str) -> str:
+    """The topic's name in this deployment (with the configured prefix)."""
+    return f"{settings.topics.prefix}{topic}"
+
+
+def create_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, str]:
+    """Create missing topics; existing ones are left as they are. Returns name -> 'created'|'exists'."""
+    admin = AdminClient(common_config(settings.kafka))
+    specs = topic_specs(settings)
+    new = [
+        NewTopic(s.name, num_partitions=s.partitions, replication_factor=settings.topics.replication_factor,
+                 config=s.config)
+        for s in specs
+    ]
+    result: dict[str, str] = {}
+    for topic, future in admin.create_topics(new, request_timeout=timeout_s).items():
+        try:
+            future.result()
+            result[topic] = "created"
+        except KafkaException as exc:
+            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                raise
+            result[topic] = "exists"
+    log.info("topics: %s", result)
+    return result

@@ -1,0 +1,1 @@
+"""shadow part of the pipeline."""

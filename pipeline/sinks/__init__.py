@@ -1,0 +1,1 @@
+"""Where results leave the pipeline: the ClickHouse writer and its migrations."""
