@@ -1,0 +1,115 @@
+"""Detector throughput: bare onnxruntime vs ``OnnxDetector`` end to end, one process.
+
+Bare: ``session.run`` on tensors letterboxed in advance (the ceiling).
+End to end: JPEG bytes -> ``decode_image`` -> ``detect_batch`` (letterbox, run,
+decode + NMS), as an inference worker does per batch. Both use the same
+session, at batch 1 and batch N, so the printed ratios are measured in one run
+on one machine. Each figure is the best of ``--repeats`` passes over the frames,
+which damps noise from a shared host.
+
+    .venv/bin/python bench/bench_detector.py --batch 8 --frames 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import av
+import cv2
+import numpy as np
+
+from pipeline.inference.detector import OnnxDetector, load_detector
+from pipeline.inference.preprocess import decode_image
+from pipeline.inference.registry import ModelRegistry, default_models_dir
+from pipeline.inference.session import SessionSettings
+
+
+def read_frames(video: Path, count: int) -> list[np.ndarray]:
+    frames = []
+    with av.open(str(video)) as container:
+        for frame in container.decode(video=0):
+            frames.append(frame.to_ndarray(format="bgr24"))
+            if len(frames) == count:
+                break
+    return frames
+
+
+def chunks(items: Sequence, size: int) -> list[Sequence]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def best_fps(run_pass: Callable[[], int], repeats: int) -> float:
+    """Frames per second of the fastest of ``repeats`` passes (after one warm-up)."""
+    run_pass()
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        frames = run_pass()
+        best = max(best, frames / (time.perf_counter() - start))
+    return best
+
+
+def bare_pass(detector: OnnxDetector, frames: list[np.ndarray], batch: int):
+    tensors = [detector.preprocess(group).tensor.copy() for group in chunks(frames, batch)]
+    names, feed = [detector.spec.output.name], detector.spec.input.name
+
+    def run() -> int:
+        for tensor in tensors:
+            detector.session.run(names, {feed: tensor})
+        return len(frames)
+
+    return run
+
+
+def end_to_end_pass(detector: OnnxDetector, jpegs: list[bytes], batch: int):
+    def run() -> int:
+        for group in chunks(jpegs, batch):
+            detector.detect_batch([decode_image(data) for data in group])
+        return len(jpegs)
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="intra_op threads, 0 = all")
+    parser.add_argument("--providers", default="auto")
+    parser.add_argument("--video", type=Path, default=None)
+    args = parser.parse_args()
+
+    models_dir = default_models_dir()
+    video = args.video or models_dir.parent / "data/videos/pets09_s2l1_pedestrians.avi"
+    settings = SessionSettings(providers=args.providers, intra_op_num_threads=args.threads)
+    registry = ModelRegistry.load(models_dir=models_dir)
+    detector = load_detector(registry, "yolox-nano", "1", settings)
+    frames = read_frames(video, args.frames)
+    quality = [cv2.IMWRITE_JPEG_QUALITY, 90]
+    jpegs = [cv2.imencode(".jpg", frame, quality)[1].tobytes() for frame in frames]
+    h, w = frames[0].shape[:2]
+    provider = detector.session.get_providers()[0]
+    threads = args.threads or "default"
+    print(f"model {detector.name}:{detector.version} on {provider}, "
+          f"{len(frames)} frames {w}x{h}, intra_op_num_threads={threads}")
+
+    results = {}
+    for batch in (1, args.batch):
+        results[("bare", batch)] = best_fps(bare_pass(detector, frames, batch), args.repeats)
+        results[("e2e", batch)] = best_fps(end_to_end_pass(detector, jpegs, batch), args.repeats)
+    for (kind, batch), fps in results.items():
+        label = "bare session.run" if kind == "bare" else "detect_batch(JPEG+letterbox+run+NMS)"
+        print(f"  {label:38s} batch {batch:2d}: {fps:7.1f} frames/s  {1000 / fps:6.2f} ms/frame")
+    n = args.batch
+    print(f"ratio e2e/bare  batch 1: {results[('e2e', 1)] / results[('bare', 1)]:.2f}"
+          f"   batch {n}: {results[('e2e', n)] / results[('bare', n)]:.2f}")
+    print(f"ratio batch {n}/batch 1  bare: {results[('bare', n)] / results[('bare', 1)]:.2f}"
+          f"   e2e: {results[('e2e', n)] / results[('e2e', 1)]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
