@@ -80,7 +80,7 @@ start_clickhouse() {
   say "ClickHouse: starting (pid $!)"
 }
 
-kafka_ready() { alive "$STATE/run/kafka.pid" "$KAFKA_PATTERN" || die "Kafka: process exited (log: $STATE/logs/kafka.log, $STATE/logs/kafka.out)"; port_open "$KAFKA_PORT" && tail -c "+$((KAFKA_LOG_OFFSET + 1))" "$STATE/logs/kafka.log" 2>/dev/null | grep -q "Kafka Server started"; }
+kafka_ready() { alive "$STATE/run/kafka.pid" "$KAFKA_PATTERN" || die "Kafka: process exited (log: $STATE/logs/kafka.log, $STATE/logs/kafka.out)"; port_open "$KAFKA_PORT" && tail -c "+$((KAFKA_LOG_OFFSET + 1))" "$STATE/logs/kafka.log" 2>/dev/null | grep "Kafka Server started" >/dev/null; }
 clickhouse_ready() { alive "$STATE/run/clickhouse.pid" "$CH_PATTERN" || die "ClickHouse: process exited (log: $STATE/logs/clickhouse.err.log)"; [ "$(curl -fsS "http://$HOST:$CH_HTTP_PORT/ping" 2>/dev/null)" = "Ok." ]; }
 
 KAFKA_LOG_OFFSET=0

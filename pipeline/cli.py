@@ -43,7 +43,7 @@ def _db_migrate(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.sinks.clickhouse import make_client, wait_until_up
     from pipeline.sinks.migrations import migrate
 
-    version = wait_until_up(settings.clickhouse)
+    version = wait_until_up(settings.clickhouse, timeout_s=args.wait_s)
     applied = migrate(make_client(settings.clickhouse, database="default"), settings.clickhouse.database, version)
     server = ".".join(map(str, version))
     print(f"applied {', '.join(applied)}" if applied else "up to date", f"(ClickHouse {server})")
@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="ClickHouse schema").add_subparsers(dest="action", required=True)
     mig = db.add_parser("migrate", help="apply pending migrations from schemas/clickhouse/")
+    mig.add_argument("--wait-s", type=float, default=30.0, help="how long to wait for the server (default 30)")
     mig.set_defaults(handler=_db_migrate)
 
     demo = sub.add_parser("demo", help="run the pipeline end to end on the sample clip and print the counts")
