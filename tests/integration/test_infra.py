@@ -46,9 +46,9 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path) -> None:
     assert "Kafka: stopped" in down.stderr and "ClickHouse: stopped" in down.stderr
 
 
-def test_a_service_that_cannot_start_is_named(tmp_path: Path) -> None:
-    env = os.environ | {"CAMCOUNT_STATE_DIR": str(tmp_path / "state"),
-                        "CAMCOUNT_KAFKA_PORT": "9000"}  # taken by the test ClickHouse
+def test_a_service_that_cannot_start_is_named(tmp_path: Path, base_settings, clickhouse_version) -> None:
+    taken = str(base_settings.clickhouse.port)  # the running test ClickHouse holds it
+    env = os.environ | {"CAMCOUNT_STATE_DIR": str(tmp_path / "state"), "CAMCOUNT_KAFKA_PORT": taken}
     result = _run("up.sh", env)
     assert result.returncode != 0
-    assert "Kafka: port 9000 is taken" in result.stderr
+    assert f"Kafka: port {taken} is taken" in result.stderr
