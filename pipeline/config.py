@@ -132,6 +132,12 @@ class CameraConfig(Section):
         return self
 
 
+# Sections owned by parts of the pipeline subclass ``Section``, so they are imported here,
+# after it is defined.
+from pipeline.aggregation.config import AggregationConfig  # noqa: E402
+from pipeline.sinks.config import SinkConfig  # noqa: E402
+
+
 class Settings(Section):
     """The whole configuration file."""
 
@@ -140,6 +146,8 @@ class Settings(Section):
     clickhouse: ClickHouseConfig = ClickHouseConfig()
     telemetry: TelemetryConfig = TelemetryConfig()
     models: ModelsConfig = ModelsConfig()
+    aggregation: AggregationConfig = AggregationConfig()
+    sink: SinkConfig = SinkConfig()
     cameras: list[CameraConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
