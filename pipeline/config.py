@@ -136,6 +136,7 @@ class CameraConfig(Section):
 # after it is defined.
 from pipeline.aggregation.config import AggregationConfig  # noqa: E402
 from pipeline.sinks.config import SinkConfig  # noqa: E402
+from pipeline.ingest.config import IngestConfig  # noqa: E402
 
 
 class Settings(Section):
@@ -148,6 +149,7 @@ class Settings(Section):
     models: ModelsConfig = ModelsConfig()
     aggregation: AggregationConfig = AggregationConfig()
     sink: SinkConfig = SinkConfig()
+    ingest: IngestConfig = IngestConfig()
     cameras: list[CameraConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
