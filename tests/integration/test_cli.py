@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,7 +40,8 @@ def test_db_migrate_twice(ch_settings: Settings, tmp_path: Path) -> None:
 
 def test_unreachable_clickhouse_exits_3(tmp_path: Path) -> None:
     cfg = tmp_path / "camcount.yaml"
-    cfg.write_text("clickhouse:\n  port: 1\n  connect_timeout_s: 0.2\n")
-    result = camcount("-c", str(cfg), "db", "migrate", "--wait-s", "1")
+    cfg.write_text("clickhouse:\n  connect_timeout_s: 0.2\n")
+    env = os.environ | {"CAMCOUNT_CLICKHOUSE_PORT": "1"}  # the env override wins over the file
+    result = camcount("-c", str(cfg), "db", "migrate", "--wait-s", "1", env=env)
     assert result.returncode == 3, result.stderr
     assert "did not answer" in result.stderr
