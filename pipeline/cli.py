@@ -21,7 +21,9 @@ from pipeline.exceptions import CamcountError, ConfigError, ServiceUnavailableEr
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
 #: Parts of the pipeline that add their own sub-commands (each module has ``register(subparsers)``).
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "pipeline.counting.commands",
+]
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 

@@ -100,6 +100,7 @@ class ZoneRuleConfig(Section):
     polygon: list[Point] = Field(min_length=3)
     classes: list[str] | None = None
     anchor: Literal["bottom_center", "center", "top_center"] = "bottom_center"
+    min_frames: int = Field(2, ge=1)
 
 
 class CameraConfig(Section):
@@ -137,6 +138,7 @@ class CameraConfig(Section):
 from pipeline.aggregation.config import AggregationConfig  # noqa: E402
 from pipeline.sinks.config import SinkConfig  # noqa: E402
 from pipeline.ingest.config import IngestConfig  # noqa: E402
+from pipeline.counting.config import CountingConfig  # noqa: E402
 
 
 class Settings(Section):
@@ -150,6 +152,7 @@ class Settings(Section):
     aggregation: AggregationConfig = AggregationConfig()
     sink: SinkConfig = SinkConfig()
     ingest: IngestConfig = IngestConfig()
+    counting: CountingConfig = CountingConfig()
     cameras: list[CameraConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Annotated, Literal, Mapping, Sequence, Union
+from typing import TYPE_CHECKING, Annotated, Literal, Mapping, Sequence, Union
 
 import yaml
 from pydantic import (
@@ -25,6 +25,9 @@ from pydantic import (
 )
 
 from pipeline.exceptions import ConfigError, ModelIntegrityError
+
+if TYPE_CHECKING:
+    from pipeline.config import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_REGISTRY_PATH = REPO_ROOT / "models" / "registry.yaml"
@@ -338,3 +341,11 @@ def verify_session_io(session: object, spec: ModelSpec) -> None:
             f"model {spec.key}: output {out.name!r} is {out.type} {out.shape}, "
             f"spec says tensor(float) {list(spec.output.shape)}"
         )
+
+
+def registry_from_settings(settings: "Settings") -> ModelRegistry:
+    """The registry the ``models`` config section names (relative paths from the repo root)."""
+    from pipeline.config import REPO_ROOT
+
+    path = settings.models.registry
+    return ModelRegistry.load(path if path.is_absolute() else REPO_ROOT / path, settings.models.dir)

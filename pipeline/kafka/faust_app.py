@@ -1,0 +1,63 @@
+"""One way to build and run the faust-streaming apps (counter, aggregator, comparator, alerter).
+
+Only stream-processor modules import this; it maps our Kafka config (incl. SASL/SSL) onto
+faust's settings so every app connects and names its internal topics the same way.
+"""
+
+from __future__ import annotations
+
+import ssl
+import tempfile
+from pathlib import Path
+
+import faust
+
+from pipeline.config import KafkaConfig, Settings
+
+
+def _credentials(cfg: KafkaConfig) -> faust.types.auth.CredentialsT | None:
+    if cfg.security_protocol == "PLAINTEXT":
+        return None
+    context = ssl.create_default_context(cafile=cfg.ssl_ca_location) if "SSL" in cfg.security_protocol else None
+    if cfg.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=cfg.sasl_username,
+            password=cfg.sasl_password.get_secret_value() if cfg.sasl_password else None,
+            mechanism=cfg.sasl_mechanism or "PLAIN",
+            ssl_context=context,
+        )
+    return faust.SSLCredentials(context)
+
+
+def make_app(settings: Settings, name: str) -> faust.App:
+    """A faust app whose id (consumer group, changelog prefix) carries the topic prefix."""
+    app_id = f"{settings.topics.prefix}{name}"
+    datadir = Path(tempfile.gettempdir()) / "camcount-faust" / app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)
+    brokers = [f"kafka://{b.strip()}" for b in settings.kafka.bootstrap_servers.split(",")]
+    return faust.App(
+        app_id,
+        broker=brokers,
+        broker_credentials=_credentials(settings.kafka),
+        store="memory://",  # state is rebuilt from the changelog topic on start
+        topic_partitions=settings.topics.partitions,
+        topic_replication_factor=settings.topics.replication_factor,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        web_enabled=False,
+        datadir=datadir,
+        producer_max_request_size=settings.topics.max_message_bytes,
+    )
+
+
+def raw_topic(app: faust.App, topic: str) -> faust.TopicT:
+    """A topic of Avro single-object bytes: faust passes values through, our codec decodes."""
+    return app.topic(topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+
+def run_worker(app: faust.App, loglevel: str = "warning") -> None:
+    """Run the app until SIGTERM/SIGINT (faust's worker handles the signals and shutdown)."""
+    from faust.worker import Worker
+
+    Worker(app, loglevel=loglevel.upper()[:4] if loglevel != "warning" else "WARN").execute_from_commandline()
