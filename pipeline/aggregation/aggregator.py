@@ -29,10 +29,8 @@ from typing import Any, Literal, Mapping
 
 from pipeline.aggregation import state
 from pipeline.aggregation.windows import is_closed, is_complete, watermark, window_bounds
-from pipeline.codec import COUNT_EVENT, OCCUPANCY_SAMPLE, WINDOW_COUNT, WINDOW_OCCUPANCY
+from pipeline.codec import COUNT_EVENT, HEARTBEAT, OCCUPANCY_SAMPLE, WINDOW_COUNT, WINDOW_OCCUPANCY
 
-#: Per-frame clock tick of a camera (``schemas/heartbeat.avsc``).
-HEARTBEAT = "camcount.Heartbeat"
 #: Records the aggregator reads from ``count-events``.
 INPUT_RECORDS = (COUNT_EVENT, OCCUPANCY_SAMPLE, HEARTBEAT)
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.aggregation.aggregator import HEARTBEAT, Result, WindowAggregator, WindowSpec
-from pipeline.codec import COUNT_EVENT, OCCUPANCY_SAMPLE
+from pipeline.aggregation.aggregator import Result, WindowAggregator, WindowSpec
+from pipeline.codec import COUNT_EVENT, HEARTBEAT, OCCUPANCY_SAMPLE
 
 SPEC = WindowSpec(window_ms=60_000, allowed_lateness_ms=30_000)
 
