@@ -24,6 +24,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 COMMAND_MODULES: list[str] = [
     "pipeline.counting.commands",
     "pipeline.sinks.commands",
+    "pipeline.aggregation.commands",
 ]
 
 Handler = Callable[[argparse.Namespace, Settings], int]

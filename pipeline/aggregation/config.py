@@ -27,3 +27,6 @@ class AggregationConfig(Section):
     data_dir: Path = Path(".camcount/aggregator")
     #: How often consumed offsets are committed (after the producer is flushed).
     commit_interval_ms: int = Field(2_000, ge=100)
+    #: A worker silent this long is dropped from the group and its partitions move on. Lower
+    #: means a crashed worker's partitions resume sooner; too low and a busy one gets evicted.
+    session_timeout_ms: int = Field(30_000, ge=6_000)
