@@ -29,6 +29,8 @@ from pipeline.sinks.base import Sink, SinkBackpressureError, SinkRecord
 log = logging.getLogger(__name__)
 
 STATS_INTERVAL_S = 30.0
+#: Messages taken per ``consume`` call; a flush can overshoot ``batch_rows`` by up to this many.
+POLL_BATCH = 500
 
 
 class SinkRunner:
@@ -59,8 +61,7 @@ class SinkRunner:
         next_stats = time.monotonic() + STATS_INTERVAL_S
         try:
             while not stop.is_set():
-                msg = self._consumer.poll(0.1 if self._paused else 0.25)
-                if msg is not None:
+                for msg in self._consumer.consume(POLL_BATCH, 0.1 if self._paused else 0.25):
                     self._take(msg)
                 now = time.monotonic()
                 if self._flush_due(now):
