@@ -57,6 +57,10 @@ class IngestConfig(Section):
     #: Decoder threads per camera; 0 lets FFmpeg choose. 1 keeps one core per camera at most,
     #: which is what a worker with many cameras wants.
     decoder_threads: int = Field(1, ge=0)
+    #: How fast file sources are read: ``realtime`` paces frames by presentation time (a camera
+    #: simulator), ``none`` as fast as decoding allows (backfills, tests); ``auto`` is realtime
+    #: for looping files (so a demo loop does not flood the topic) and ``none`` otherwise.
+    file_pacing: Literal["auto", "realtime", "none"] = "auto"
     #: Capture time of a file's first frame (epoch ms); unset means the file's mtime, floored
     #: to the second. The same file and start give the same capture_ts_ms and seq on every run.
     file_start_ms: int | None = Field(None, ge=0)

@@ -1,0 +1,51 @@
+"""Interfaces of the ingest package: the message a reader hands on, and where it goes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from pipeline.codec import FRAME, Codec, default_codec
+from pipeline.ingest.encode import EncodedImage
+from pipeline.ingest.trace import new_traceparent
+
+
+@dataclass(frozen=True)
+class OutgoingFrame:
+    """One Avro ``Frame`` ready for the ``frames`` topic (key = camera_id)."""
+
+    camera_id: str
+    seq: int
+    capture_ts_ms: int
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+    @property
+    def key(self) -> bytes:
+        return self.camera_id.encode()
+
+
+def frame_message(camera_id: str, stream_id: str, seq: int, capture_ts_ms: int, image: EncodedImage,
+                  codec: Codec | None = None) -> OutgoingFrame:
+    """Encode one JPEG frame as an Avro ``Frame`` with a fresh ``traceparent`` header."""
+    value = (codec or default_codec()).encode(FRAME, {
+        "camera_id": camera_id,
+        "stream_id": stream_id,
+        "seq": seq,
+        "capture_ts_ms": capture_ts_ms,
+        "width": image.width,
+        "height": image.height,
+        "encoding": "jpeg",
+        "data": image.data,
+    })
+    return OutgoingFrame(camera_id, seq, capture_ts_ms, value, (("traceparent", new_traceparent().encode()),))
+
+
+class FrameSink(Protocol):
+    """Where a camera reader puts its frames (``FrameQueue`` in the worker)."""
+
+    def put(self, camera_id: str, item: OutgoingFrame, timeout_s: float | None = None) -> OutgoingFrame | None:
+        """Queue ``item``; return a frame dropped to make room, or raise ``queue.Full`` on timeout."""
+
+    def close(self, camera_id: str) -> None:
+        """The camera's reader is done."""
