@@ -18,6 +18,14 @@ from pipeline.kafka.clients import producer_config
 log = logging.getLogger(__name__)
 
 
+class _LibrdkafkaLog(logging.LoggerAdapter):
+    """librdkafka's own log lines, at debug level: they repeat every connection attempt, and
+    ``error_cb`` already reports what matters (throttled) at warning level."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: object) -> None:
+        self.logger.log(logging.DEBUG, msg, *args, **kwargs)
+
+
 def frame_producer_config(settings: Settings, cfg: IngestConfig) -> dict[str, Any]:
     """Idempotent producer (acks=all, ordered retries) with a bounded send buffer.
 
@@ -47,7 +55,10 @@ class FramePublisher:
         self._stats = stats
         self._warn = Throttled(log)
         self._fatal: KafkaError | None = None
-        conf = frame_producer_config(settings, cfg) | {"error_cb": self._on_error}
+        conf = frame_producer_config(settings, cfg) | {
+            "error_cb": self._on_error,
+            "logger": _LibrdkafkaLog(logging.getLogger(f"{__name__}.librdkafka"), {}),
+        }
         self._producer = Producer(conf)
 
     def publish(self, item: OutgoingFrame, give_up: Callable[[], bool] = lambda: False) -> bool:
@@ -86,6 +97,12 @@ class FramePublisher:
             log.error("%d frames were not acknowledged within %.1fs; purging them", remaining, timeout_s)
             self._producer.purge()
             self._producer.flush(1.0)  # serves the purged frames' delivery callbacks (counted as failed)
+        return remaining
+
+    def close(self, timeout_s: float) -> int:
+        """``flush(timeout_s)``, then release the producer (its threads and connections)."""
+        remaining = self.flush(timeout_s)
+        self._producer.close()
         return remaining
 
     def raise_if_fatal(self) -> None:

@@ -250,10 +250,11 @@ class CameraReader:
         item = frame_message(self.camera.id, stream_id, self._seq, capture_ts_ms, image, self._codec)
         self._seq += 1
         resyncs = getattr(self._clock, "resyncs", 0)
-        self.stats.add(frames_sampled=1, encode_ms_total=encode_ms)
+        self.stats.add(encode_ms_total=encode_ms)
         self.stats.set(last_capture_ts_ms=capture_ts_ms, clock_resyncs=resyncs)
         if not self._put(item):
             return Outcome.STOPPED
+        self.stats.add(frames_sampled=1)
         if self._max_frames is not None and self._seq >= self._max_frames:
             return Outcome.LIMIT
         return None

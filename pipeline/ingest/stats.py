@@ -16,7 +16,9 @@ class CameraStats:
     camera_id: str
     #: Frames the decoder produced.
     frames_read: int = 0
-    #: Frames kept by the fps sampler, encoded and handed to the queue.
+    #: Frames kept by the fps sampler, encoded and handed to the queue. Every one of them ends
+    #: up sent, dropped or failed: ``frames_sampled == frames_sent + frames_dropped + frames_failed``
+    #: once the worker has stopped.
     frames_sampled: int = 0
     #: Frames the broker acknowledged.
     frames_sent: int = 0

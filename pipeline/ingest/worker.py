@@ -112,7 +112,7 @@ class IngestWorker:
         while (item := self._queue.get(timeout_s=0)) is not None:
             leftover.append(item)
         self._count_unsent(leftover)
-        publisher.flush(self.cfg.flush_timeout_s)
+        publisher.close(self.cfg.flush_timeout_s)
         self._report()
 
     def _count_unsent(self, items: list[OutgoingFrame]) -> None:

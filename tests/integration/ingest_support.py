@@ -1,0 +1,133 @@
+"""Helpers for the ingest integration tests: read ``frames`` back, run a real RTSP server."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from confluent_kafka import Consumer
+
+from pipeline.codec import FRAME, default_codec
+from pipeline.config import Settings
+from pipeline.kafka import topics
+from pipeline.kafka.clients import consumer_config
+from pipeline.kafka.headers import header
+
+REPO = Path(__file__).resolve().parents[2]
+RTSP_SERVER = Path(__file__).resolve().parent / "rtsp_server.py"
+SYSTEM_PYTHON = "/usr/bin/python3"
+INSTALL_HINT = "install it with `bash infra/rtsp/install.sh` (the test command runs it)"
+
+
+@dataclass(frozen=True)
+class ReadFrame:
+    """One message of ``frames``, decoded."""
+
+    key: str
+    partition: int
+    traceparent: str | None
+    frame: dict
+
+    @property
+    def camera_id(self) -> str:
+        return self.frame["camera_id"]
+
+    def image(self) -> np.ndarray:
+        image = cv2.imdecode(np.frombuffer(self.frame["data"], np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None, f"seq {self.frame['seq']}: JPEG does not decode"
+        return image
+
+
+class FramesReader:
+    """A consumer of this test's ``frames`` topic from the beginning, kept open across reads."""
+
+    def __init__(self, settings: Settings) -> None:
+        conf = consumer_config(settings.kafka, f"test-ingest-{uuid.uuid4().hex[:8]}", **{"enable.auto.commit": False})
+        self._consumer = Consumer(conf)
+        self._consumer.subscribe([topics.name(settings, topics.FRAMES)])
+        self.frames: list[ReadFrame] = []
+
+    def read(self, until: int | None = None, idle_s: float = 3.0, timeout_s: float = 60.0) -> list[ReadFrame]:
+        """Read until ``until`` frames in all (then ``idle_s`` quiet, so extras show) or the timeout."""
+        deadline = time.monotonic() + timeout_s
+        last_new = time.monotonic()
+        while time.monotonic() < deadline:
+            if (until is None or len(self.frames) >= until) and time.monotonic() - last_new > idle_s:
+                break
+            msg = self._consumer.poll(0.2)
+            if msg is None:
+                continue
+            assert msg.error() is None, msg.error()
+            frame = default_codec().decode_as(msg.value(), FRAME)
+            self.frames.append(ReadFrame(msg.key().decode(), msg.partition(), header(msg.headers(), "traceparent"),
+                                         frame))
+            last_new = time.monotonic()
+        return self.frames
+
+    def of(self, camera_id: str) -> list[ReadFrame]:
+        return [f for f in self.frames if f.camera_id == camera_id]
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def require_gst_rtsp_server() -> None:
+    """Fail (not skip) when GStreamer's RTSP server is not installed for the system python."""
+    probe = ("import gi; gi.require_version('GstRtspServer', '1.0'); gi.require_version('Gst', '1.0');"
+             "from gi.repository import Gst, GstRtspServer; Gst.init(None);"
+             "assert Gst.ElementFactory.find('qtdemux') and Gst.ElementFactory.find('rtph264pay')")
+    try:
+        done = subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        pytest.fail(f"{SYSTEM_PYTHON} not found; GStreamer's RTSP server runs under the system python; {INSTALL_HINT}")
+    if done.returncode != 0:
+        pytest.fail(f"GStreamer RTSP server not usable from {SYSTEM_PYTHON}: {done.stderr.strip()[-300:]}; "
+                    f"{INSTALL_HINT}")
+
+
+class RtspServer:
+    """GStreamer's RTSP server serving one H.264 MP4 at rtsp://127.0.0.1:PORT/cam, as a process."""
+
+    def __init__(self, clip: Path, port: int, path: str = "/cam") -> None:
+        self.clip = clip
+        self.port = port
+        self.path = path
+        self.url = f"rtsp://127.0.0.1:{port}{path}"
+        self._proc: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float = 20.0) -> "RtspServer":
+        self._proc = subprocess.Popen(
+            [SYSTEM_PYTHON, str(RTSP_SERVER), "--port", str(self.port), "--path", self.path, str(self.clip)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self._proc.stdout.readline()  # "READY rtsp://..." once it listens
+        if not line.startswith("READY"):
+            self.kill()
+            pytest.fail(f"RTSP server did not start: {line!r} {self._proc.stderr.read()[-500:]}")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            time.sleep(0.1)
+        self.kill()
+        pytest.fail(f"RTSP server not accepting on port {self.port}")
+
+    def kill(self) -> None:
+        """SIGKILL: the server vanishes mid-stream, as a crashed camera or bridge would."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
+        self._proc = None
