@@ -26,6 +26,7 @@ COMMAND_MODULES: list[str] = [
     "pipeline.ingest.commands",
     "pipeline.sinks.commands",
     "pipeline.aggregation.commands",
+    "pipeline.serving.commands",
 ]
 
 Handler = Callable[[argparse.Namespace, Settings], int]

@@ -1,0 +1,32 @@
+"""``camcount serve``: the Open Inference Protocol v2 REST endpoint (see ``pipeline.serving``).
+
+Loads every model version the ``serving`` section names (default: the whole registry),
+then prints ``camcount serve: listening on URL`` once the socket is bound, and serves
+until SIGINT or SIGTERM, finishing the requests in flight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from pipeline.config import Settings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    serve = subparsers.add_parser("serve", help="serve the models over HTTP (Open Inference Protocol v2)")
+    # Also accepted after the sub-command; SUPPRESS keeps a top-level -c/--config when absent.
+    serve.add_argument("-c", "--config", type=Path, default=argparse.SUPPRESS,
+                       help="YAML config file (same as the top-level option)")
+    serve.add_argument("--host", help="listen address (default: serving.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port, 0 for any free one (default: serving.port, 8000)")
+    serve.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.serving.server import build_server, serve
+
+    server = build_server(settings, host=args.host, port=args.port)
+    asyncio.run(serve(server, lambda url: print(f"camcount serve: listening on {url}", flush=True)))
+    return 0
