@@ -211,12 +211,15 @@ class CameraReader:
                         return outcome, decoded, ""
                 if time.monotonic() - last_frame_at > self.cfg.stall_timeout_s:
                     return Outcome.STALL, decoded, f"no frame decoded for {self.cfg.stall_timeout_s:g}s"
+        except av.error.ExitError:  # PyAV's read timeout interrupted a blocked read
+            return Outcome.STALL, decoded, f"no data for {self.cfg.read_timeout_s:g}s"
         except (av.FFmpegError, OSError) as exc:
             return Outcome.ERROR, decoded, str(exc).replace(self.camera.source, redact(self.camera.source))
         finally:
             self._loop_offset_s = timeline.end_s()
-            if timeline.missing_pts:
-                log.warning("camera %s: %d frames had no timestamp", self.camera.id, timeline.missing_pts)
+            if timeline.missing_pts:  # usual for the first frame of an RTSP session, before RTCP sync
+                log.info("camera %s: %d frames had no timestamp; spaced by the stream's frame interval",
+                         self.camera.id, timeline.missing_pts)
         return Outcome.EOF, decoded, ""
 
     def _decode(self, packet: av.Packet) -> list[av.VideoFrame]:

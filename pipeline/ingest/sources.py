@@ -71,6 +71,8 @@ def open_source(source: str, cfg: IngestConfig) -> InputContainer:
     try:
         container = av.open(target, mode="r", options=av_options(kind, cfg),
                             timeout=(cfg.open_timeout_s, cfg.read_timeout_s))
+    except av.error.ExitError:  # PyAV's open timeout interrupted it
+        raise SourceError(f"{redact(source)}: cannot open: no answer within {cfg.open_timeout_s:g}s") from None
     except (av.FFmpegError, OSError) as exc:
         reason = str(exc).replace(source, redact(source))
         raise SourceError(f"{redact(source)}: cannot open: {reason}") from None

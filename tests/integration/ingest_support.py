@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
@@ -55,21 +56,20 @@ class FramesReader:
         self.frames: list[ReadFrame] = []
 
     def read(self, until: int | None = None, idle_s: float = 3.0, timeout_s: float = 60.0) -> list[ReadFrame]:
-        """Read until ``until`` frames in all (then ``idle_s`` quiet, so extras show) or the timeout."""
+        """Read until ``until`` frames in all and then ``idle_s`` with nothing new (so extra frames
+        would show), or until ``timeout_s``. Always polls at least once."""
         deadline = time.monotonic() + timeout_s
         last_new = time.monotonic()
-        while time.monotonic() < deadline:
-            if (until is None or len(self.frames) >= until) and time.monotonic() - last_new > idle_s:
-                break
-            msg = self._consumer.poll(0.2)
-            if msg is None:
-                continue
-            assert msg.error() is None, msg.error()
-            frame = default_codec().decode_as(msg.value(), FRAME)
-            self.frames.append(ReadFrame(msg.key().decode(), msg.partition(), header(msg.headers(), "traceparent"),
-                                         frame))
-            last_new = time.monotonic()
-        return self.frames
+        while True:
+            for msg in self._consumer.consume(500, timeout=0.2):
+                assert msg.error() is None, msg.error()
+                frame = default_codec().decode_as(msg.value(), FRAME)
+                self.frames.append(ReadFrame(msg.key().decode(), msg.partition(),
+                                             header(msg.headers(), "traceparent"), frame))
+                last_new = time.monotonic()
+            now = time.monotonic()
+            if now >= deadline or ((until is None or len(self.frames) >= until) and now - last_new >= idle_s):
+                return self.frames
 
     def of(self, camera_id: str) -> list[ReadFrame]:
         return [f for f in self.frames if f.camera_id == camera_id]
@@ -125,9 +125,19 @@ class RtspServer:
         self.kill()
         pytest.fail(f"RTSP server not accepting on port {self.port}")
 
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open but nothing flows, as with a hung camera."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL: the server vanishes mid-stream, as a crashed camera or bridge would."""
         if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGCONT)  # a stopped process dies only once resumed
             self._proc.kill()
             self._proc.wait(timeout=10)
         self._proc = None
