@@ -156,6 +156,9 @@ class WindowAggregator:
     def _advance(self, part: dict, out: list[Emission]) -> None:
         """Emit windows that became complete, finalise those that closed, forget closed cameras."""
         stream_time = part["stream_time_ms"]
+        next_due = part.get("next_due_ms")
+        if next_due is not None and stream_time < next_due:
+            return  # the common case: nothing to emit, no scan of the keys
         due = sorted((t, k) for k, t in part["keys"].items() if t <= stream_time)
         for _, key in due:
             rec = self._load(key)
@@ -171,6 +174,9 @@ class WindowAggregator:
         for camera, closed_before in list(part["closed_before_ms"].items()):
             if closed_before <= wm:
                 del part["closed_before_ms"][camera]
+        triggers = list(part["keys"].values()) + [c + self.spec.allowed_lateness_ms
+                                                  for c in part["closed_before_ms"].values()]
+        part["next_due_ms"] = min(triggers, default=None)
 
     def _end_stream(self, part: dict, camera: str, ts_ms: int, out: list[Emission]) -> None:
         """The camera's stream ended: every open window of it is final now."""
@@ -186,6 +192,9 @@ class WindowAggregator:
             self._save_key(part, key, rec)
         previous = part["closed_before_ms"].get(camera, closed_before)
         part["closed_before_ms"][camera] = max(previous, closed_before)
+        forget_at = part["closed_before_ms"][camera] + self.spec.allowed_lateness_ms
+        if part.get("next_due_ms") is None or forget_at < part["next_due_ms"]:
+            part["next_due_ms"] = forget_at
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -206,7 +215,8 @@ class WindowAggregator:
             part["keys"].pop(key, None)
             return
         self._put(key, rec)
-        part["keys"][key] = min(
-            int(start) + self.spec.window_ms + (self.spec.allowed_lateness_ms if w["version"] else 0)
-            for start, w in rec["windows"].items()
-        )
+        due = min(int(start) + self.spec.window_ms + (self.spec.allowed_lateness_ms if w["version"] else 0)
+                  for start, w in rec["windows"].items())
+        part["keys"][key] = due
+        if part.get("next_due_ms") is None or due < part["next_due_ms"]:
+            part["next_due_ms"] = due

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 TABLE_NAME = "windows"
 STATS_INTERVAL_S = 30.0
+PRODUCER_LINGER_MS = 10
 
 
 def app_id(settings: Settings) -> str:
@@ -95,6 +96,9 @@ class Aggregator:
             broker_rebalance_timeout=cfg.session_timeout_ms / 1000,
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
+            # Batch the changelog writes (two per record) instead of one request each; results
+            # wait for their acks, so this adds at most this much to their latency.
+            producer_linger_ms=PRODUCER_LINGER_MS,
             store="memory://",
             datadir=str(cfg.data_dir),
             topic_partitions=partitions,

@@ -21,7 +21,7 @@ from bisect import bisect_left
 from typing import Any, Literal, Mapping
 
 from pipeline.aggregation.exceptions import AggregationStateError
-from pipeline.aggregation.windows import ranges_add, ranges_contain
+from pipeline.aggregation.windows import ranges_insert
 
 #: Bumped when the layout of the records changes; a record of another version is refused.
 STATE_VERSION = 1
@@ -46,7 +46,8 @@ def occupancy_key(camera_id: str, rule: str, class_name: str) -> str:
 def new_partition() -> Record:
     # keys: state key -> stream time at which its earliest window next needs attention.
     # closed_before_ms: camera -> windows ending at or before this are final (end of stream).
-    return {"v": STATE_VERSION, "stream_time_ms": None, "keys": {}, "closed_before_ms": {}}
+    # next_due_ms: no key or camera needs attention before this stream time (None: none at all).
+    return {"v": STATE_VERSION, "stream_time_ms": None, "keys": {}, "closed_before_ms": {}, "next_due_ms": None}
 
 
 def new_key_record(kind: Kind, camera_id: str, rule: str, class_name: str, direction: str | None) -> Record:
@@ -85,10 +86,8 @@ def add_count(window: Window, event_id: str) -> bool:
 
 def add_sample(window: Window, stream_id: str, seq: int, occupancy: int) -> bool:
     """Add one occupancy sample; False (and no change) if (stream_id, seq) was seen before."""
-    seen = window["seqs"].get(stream_id, [])
-    if ranges_contain(seen, seq):
+    if not ranges_insert(window["seqs"].setdefault(stream_id, []), seq):
         return False
-    window["seqs"][stream_id] = ranges_add(seen, seq)
     window["samples"] += 1
     window["sum"] += occupancy
     window["max"] = max(window["max"], occupancy)

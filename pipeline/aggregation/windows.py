@@ -15,7 +15,6 @@ live traffic did.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Sequence
 
 
 def window_bounds(ts_ms: int, size_ms: int) -> tuple[int, int]:
@@ -52,21 +51,29 @@ def is_closed(end_ms: int, watermark_ms: int | None, grace_ms: int = 0) -> bool:
 Ranges = list[list[int]]
 
 
-def ranges_contain(ranges: Sequence[Sequence[int]], value: int) -> bool:
-    """True when ``value`` lies in one of the ``[lo, hi]`` ranges."""
+def ranges_insert(ranges: Ranges, value: int) -> bool:
+    """Add ``value`` to ``ranges`` in place; False (no change) if it was already there.
+
+    In-order values (the usual case: one sample per frame) extend the last range in O(1).
+    """
+    if not ranges or value > ranges[-1][1] + 1:
+        ranges.append([value, value])
+        return True
+    if value == ranges[-1][1] + 1:
+        ranges[-1][1] = value
+        return True
     i = bisect_left(ranges, [value + 1, value + 1]) - 1  # last range with lo <= value
-    return i >= 0 and ranges[i][0] <= value <= ranges[i][1]
-
-
-def ranges_add(ranges: Sequence[Sequence[int]], value: int) -> Ranges:
-    """A new range list with ``value`` added (merged into neighbours it touches)."""
-    out = [list(r) for r in ranges]
-    i = bisect_left(out, [value, value])
-    out.insert(i, [value, value])
-    merged: Ranges = []
-    for lo, hi in out:
-        if merged and lo <= merged[-1][1] + 1:
-            merged[-1][1] = max(merged[-1][1], hi)
-        else:
-            merged.append([lo, hi])
-    return merged
+    if i >= 0 and value <= ranges[i][1]:
+        return False
+    joins_left = i >= 0 and ranges[i][1] == value - 1
+    joins_right = i + 1 < len(ranges) and ranges[i + 1][0] == value + 1
+    if joins_left and joins_right:
+        ranges[i][1] = ranges[i + 1][1]
+        del ranges[i + 1]
+    elif joins_left:
+        ranges[i][1] = value
+    elif joins_right:
+        ranges[i + 1][0] = value
+    else:
+        ranges.insert(i + 1, [value, value])
+    return True

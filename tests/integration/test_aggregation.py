@@ -100,9 +100,10 @@ def _wait_final(settings: Settings, expected: dict, worker: subprocess.Popen, ti
 
 
 def _stop(worker: subprocess.Popen) -> None:
+    """SIGTERM: faust stops cleanly (flushes, commits) and the command exits 0."""
     if worker.poll() is None:
         worker.send_signal(signal.SIGTERM)
-        worker.wait(60)
+        assert worker.wait(60) == 0
 
 
 def _window_log(settings: Settings) -> list[dict]:

@@ -7,8 +7,7 @@ import pytest
 from pipeline.aggregation.windows import (
     is_closed,
     is_complete,
-    ranges_add,
-    ranges_contain,
+    ranges_insert,
     watermark,
     window_bounds,
 )
@@ -67,26 +66,34 @@ def test_is_closed(end_ms: int, watermark_ms: int | None, grace_ms: int, expecte
 
 
 @pytest.mark.parametrize(
-    "ranges, value, expected",
+    "ranges, value, expected, added",
     [
-        ([], 5, [[5, 5]]),  # first value
-        ([[1, 3]], 4, [[1, 4]]),  # extends a range upwards
-        ([[5, 7]], 4, [[4, 7]]),  # extends a range downwards
-        ([[1, 3], [5, 7]], 4, [[1, 7]]),  # fills the gap: two ranges merge
-        ([[1, 3]], 9, [[1, 3], [9, 9]]),  # a new range after a gap
-        ([[5, 7]], 1, [[1, 1], [5, 7]]),  # a new range before
-        ([[1, 3]], 2, [[1, 3]]),  # already there: unchanged
+        ([], 5, [[5, 5]], True),  # first value
+        ([[1, 3]], 4, [[1, 4]], True),  # next in order: extends the last range
+        ([[1, 3]], 9, [[1, 3], [9, 9]], True),  # a gap: a new range at the end
+        ([[5, 7]], 4, [[4, 7]], True),  # extends a range downwards
+        ([[1, 3], [5, 7]], 4, [[1, 7]], True),  # fills the gap: two ranges merge
+        ([[1, 3], [9, 9]], 5, [[1, 3], [5, 5], [9, 9]], True),  # out of order, between ranges
+        ([[5, 7]], 1, [[1, 1], [5, 7]], True),  # before every range
+        ([[1, 3], [7, 9]], 6, [[1, 3], [6, 9]], True),  # joins the range to its right only
+        ([[1, 3], [7, 9]], 2, [[1, 3], [7, 9]], False),  # already there: unchanged
+        ([[1, 3], [7, 9]], 9, [[1, 3], [7, 9]], False),  # the last value seen
     ],
 )
-def test_ranges_add(ranges: list[list[int]], value: int, expected: list[list[int]]) -> None:
-    before = [list(r) for r in ranges]
-    assert ranges_add(ranges, value) == expected
-    assert ranges == before  # the input is not modified
+def test_ranges_insert(ranges: list[list[int]], value: int, expected: list[list[int]], added: bool) -> None:
+    assert ranges_insert(ranges, value) is added
+    assert ranges == expected
 
 
-@pytest.mark.parametrize(
-    "value, expected",
-    [(0, False), (1, True), (3, True), (4, False), (9, True), (10, False)],
-)
-def test_ranges_contain(value: int, expected: bool) -> None:
-    assert ranges_contain([[1, 3], [9, 9]], value) is expected
+def test_ranges_insert_matches_a_set() -> None:
+    import random
+
+    rng = random.Random(7)
+    ranges: list[list[int]] = []
+    seen: set[int] = set()
+    for _ in range(2_000):
+        value = rng.randint(0, 300)
+        assert ranges_insert(ranges, value) is (value not in seen)
+        seen.add(value)
+    assert [v for lo, hi in ranges for v in range(lo, hi + 1)] == sorted(seen)
+    assert all(a[1] + 1 < b[0] for a, b in zip(ranges, ranges[1:]))  # disjoint, not touching
