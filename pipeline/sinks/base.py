@@ -62,3 +62,6 @@ class Sink(Protocol):
 
     def drop(self, partitions: list[TopicPartition]) -> int:
         """Forget the rows buffered for partitions this consumer no longer owns; returns how many."""
+
+    def close(self) -> None:
+        """Release connections; called once, when the loop stops."""

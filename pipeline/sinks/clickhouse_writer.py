@@ -105,7 +105,7 @@ class ClickHouseSink:
                 self._rows -= len(rows)
                 written += len(rows)
         except TRANSIENT_ERRORS as exc:
-            self._client = None  # reconnect next time (the server may have restarted)
+            self.close()  # reconnect next time (the server may have restarted)
             wait_s = self._backoff.next()
             level = logging.ERROR if isinstance(exc, ServerException) else logging.WARNING
             log.log(level, "ClickHouse insert failed (attempt %d, %d rows kept, retry in %.1fs): %s",
@@ -119,9 +119,12 @@ class ClickHouseSink:
         return written
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.disconnect()
-            self._client = None
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.disconnect()
+            except TRANSIENT_ERRORS:  # a dead connection: nothing left to close
+                pass
 
 
 def clickhouse_sink_runner(settings: Settings, codec: Codec | None = None) -> SinkRunner:

@@ -185,4 +185,5 @@ class SinkRunner:
         finally:
             self._consumer.close()
             self._producer.flush(10)
+            self.sink.close()
             log.info("sink stopped: %s", dict(sorted(self.stats.items())))

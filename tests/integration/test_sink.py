@@ -199,3 +199,16 @@ def test_query_counts_command_prints_the_latest_versions(ch_settings: Settings, 
     assert [line.split()[-3:] for line in lines[2:4]] == [["4", "2", "1"], ["2", "1", "1"]]
     assert lines[2].startswith("2023-11-14 22:14:00")
     assert lines[-1].startswith("(2 windows, 6 counted")
+
+
+def test_two_sinks_share_the_partitions_without_loss(settings: Settings) -> None:
+    settings = fast(settings)
+    counts_topic = topics.name(settings, topics.COUNTS)
+    cameras = [f"cam-{i}" for i in range(8)]  # spread over both partitions
+    produce(settings, counts_topic, [window_count(c, T0_MS, 1, 1, False) for c in cameras])
+    with running_sink(settings):
+        wait_for(lambda: len(counts_final(settings)()), len(cameras))
+        with running_sink(settings):  # joins the group: a rebalance moves a partition over
+            produce(settings, counts_topic, [window_count(c, T0_MS, 2, 2, True) for c in cameras])
+            expected = sorted((c, "in", T0_MS, 2, 2, 1) for c in cameras)
+            assert wait_for(counts_final(settings), expected) == expected
