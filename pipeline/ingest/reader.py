@@ -191,7 +191,9 @@ class CameraReader:
         stream = container.streams.video[0]
         self._configure_decoder(stream)
         stream_id = uuid.uuid4().hex
-        timeline = _Timeline(stream.time_base or Fraction(1, 90_000), offset_s=self._loop_offset_s)
+        # A looping file's passes follow each other on one timeline; a live session starts afresh.
+        offset_s = 0.0 if self.live else self._loop_offset_s
+        timeline = _Timeline(stream.time_base or Fraction(1, 90_000), offset_s=offset_s)
         if self.live:
             self._sampler.reset()
             self._clock = LiveClock(self.cfg.live_max_skew_ms)
@@ -216,7 +218,8 @@ class CameraReader:
         except (av.FFmpegError, OSError) as exc:
             return Outcome.ERROR, decoded, str(exc).replace(self.camera.source, redact(self.camera.source))
         finally:
-            self._loop_offset_s = timeline.end_s()
+            if not self.live:
+                self._loop_offset_s = timeline.end_s()
             if timeline.missing_pts:  # usual for the first frame of an RTSP session, before RTCP sync
                 log.info("camera %s: %d frames had no timestamp; spaced by the stream's frame interval",
                          self.camera.id, timeline.missing_pts)
