@@ -3,25 +3,20 @@
 With perfect boxes the only things that can go wrong are the tracker (id switches,
 lost identities) and the line rule, so the counts must equal the ones derived in
 shared/data/videos/PROVENANCE.md. The annotations are CC BY-NC-SA and live in
-shared/, not in the repository; the test skips where shared/ is absent.
+shared/ (``shared_dir()``), not in the repository; where they are missing the test fails,
+as any missing resource does, instead of passing by skipping.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from pipeline.config import shared_dir
 from pipeline.counting import CameraCounter, LineRule
 from pipeline.detections import Detections
 
-REPO = Path(__file__).resolve().parents[3]
-GT = (
-    Path(os.environ.get("CAMCOUNT_SHARED", REPO.parent / "shared"))
-    / "data/videos/pets09_s2l1_pedestrians.gt.txt"
-)
+GT = shared_dir() / "data/videos/pets09_s2l1_pedestrians.gt.txt"
 WIDTH, HEIGHT = 768, 576
 # x = 320 px over the full height, pointing up: "in" = left to right.
 ROAD = LineRule("road", (320 / WIDTH, 1.0), (320 / WIDTH, 0.0))
@@ -30,7 +25,7 @@ ROAD = LineRule("road", (320 / WIDTH, 1.0), (320 / WIDTH, 0.0))
 @pytest.fixture(scope="module")
 def gt_rows() -> np.ndarray:
     if not GT.exists():
-        pytest.skip(f"ground truth not found at {GT}")
+        pytest.fail(f"ground truth not found at {GT}; set CAMCOUNT_SHARED to the shared folder")
     return np.loadtxt(GT, delimiter=",")
 
 
