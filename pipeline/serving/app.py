@@ -7,9 +7,10 @@
     POST /v2/models/{name}[/versions/{version}]/infer
     GET  /metrics                                     Prometheus text (OpenTelemetry metrics)
 
-An infer request is read with a size limit, parsed and its image decoded in a worker
-thread (a bounded number at once: OpenCV releases the GIL, and decoded images are big),
-queued to the model's batcher, and awaited; errors come back as ``{"error": "..."}``.
+An infer request is read with a size limit, parsed, its image decoded and letterboxed in
+a worker thread (a bounded number at once: OpenCV releases the GIL, and decoded images
+are big), queued to the model's batcher, and awaited; errors come back as
+``{"error": "..."}``.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import anyio
-import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from pipeline import __version__
+from pipeline.inference.base import PreparedBatch
 from pipeline.serving.auth import Authenticator
 from pipeline.serving.config import ServingConfig
 from pipeline.serving.contract import (
@@ -142,11 +143,12 @@ def _header_length(request: Request) -> int | None:
     return int(value)
 
 
-def prepare(body: bytes, header_length: int | None, limits: ImageLimits) -> tuple[InferRequest, np.ndarray]:
-    """Parse the request and decode its image (runs in a worker thread)."""
+def prepare(runner: ModelRunner, body: bytes, header_length: int | None,
+            limits: ImageLimits) -> tuple[InferRequest, PreparedBatch]:
+    """Parse the request, decode and letterbox its image (runs in a worker thread)."""
     request = parse_infer_request(body, header_length)
     check_outputs(request)  # unknown output names: 400 before the model runs
-    return request, image_from_request(request, limits)
+    return request, runner.prepare(image_from_request(request, limits))
 
 
 async def infer(state: ServingState, request: Request) -> Response:
@@ -155,16 +157,16 @@ async def infer(state: ServingState, request: Request) -> Response:
         raise Unavailable(f"model {runner.name} version {runner.version} is not ready")
     body = await read_body(request, state.config.max_body_bytes)
     header_length = _header_length(request)
-    infer_request, image = await anyio.to_thread.run_sync(
-        prepare, body, header_length, state.limits, limiter=state.decode_limiter)
+    infer_request, prepared = await anyio.to_thread.run_sync(
+        prepare, runner, body, header_length, state.limits, limiter=state.decode_limiter)
     del body
-    future = runner.submit(image)
+    future = runner.submit(prepared)
     timeout_s = state.config.request_timeout_ms / 1000
     try:
         detections = await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
     except asyncio.TimeoutError:
         raise Unavailable(f"no result from {runner.name}:{runner.version} within {timeout_s:g} s") from None
-    height, width = image.shape[:2]
+    height, width = prepared.metas[0].height, prepared.metas[0].width
     outputs = select_outputs(detection_outputs(detections, height, width, runner.class_names), infer_request)
     payload, header_length = encode_infer_response(runner.name, runner.version, infer_request.id, outputs)
     if header_length is None:

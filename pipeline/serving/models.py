@@ -1,10 +1,12 @@
 """Loaded model versions, the micro-batching thread in front of each, and which version
 answers a request that names none.
 
-Every HTTP request puts one decoded image into its model's ``BlockingBatcher`` (the
-batcher the stream worker uses); one detector thread per model version takes batches of
-up to ``max_batch`` images, closed after ``max_wait_ms``, runs ``detect_batch`` once per
-batch and completes each request's future. ``max_pending`` bounds the queue: a full queue
+Every HTTP request letterboxes its image in its own worker thread (``prepare``, in
+parallel across requests, as the stream worker's thread pool does) and puts it into its
+model's ``BlockingBatcher`` (the batcher the stream worker uses); one detector thread per
+model version takes batches of up to ``max_batch`` images, closed after ``max_wait_ms``,
+stacks them, runs the model once per batch, decodes the boxes and completes each
+request's future. ``max_pending`` bounds the queue: a full queue
 answers 503 instead of growing memory.
 
 ``ModelResolver`` is the seam for model assignment: the static one answers with
@@ -24,7 +26,7 @@ import numpy as np
 
 from pipeline.detections import Detections
 from pipeline.exceptions import ConfigError
-from pipeline.inference.base import Detector
+from pipeline.inference.base import Detector, PreparedBatch
 from pipeline.inference.batcher import BlockingBatcher, monotonic_ms
 from pipeline.serving.exceptions import NotFound, Unavailable
 from pipeline.serving.metrics import ServingMetrics
@@ -62,7 +64,7 @@ class StaticResolver:
 
 @dataclass
 class Job:
-    image: np.ndarray
+    prepared: PreparedBatch  # one letterboxed image
     future: Future = field(default_factory=Future)
     enqueued_ms: int = field(default_factory=monotonic_ms)
 
@@ -81,6 +83,8 @@ class ModelRunner:
         self._thread = threading.Thread(
             target=self._loop, name=f"serve-{self.name}:{self.version}", daemon=True)
         self._failed: BaseException | None = None
+        self._max_batch = max_batch
+        self._buffer: np.ndarray | None = None  # the batch tensor, reused
 
     @property
     def ready(self) -> bool:
@@ -94,11 +98,15 @@ class ModelRunner:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, image: np.ndarray) -> Future:
-        """Queue one image; its future gets the ``Detections``. 503 when the queue is full."""
+    def prepare(self, image: np.ndarray) -> PreparedBatch:
+        """Letterbox one BGR image for this model (thread-safe: run it in request threads)."""
+        return self.detector.preprocess([image])
+
+    def submit(self, prepared: PreparedBatch) -> Future:
+        """Queue one prepared image; its future gets the ``Detections``. 503 when full."""
         if not self.ready:
             raise Unavailable(f"model {self.name} version {self.version} is not ready")
-        job = Job(image)
+        job = Job(prepared)
         if not self._batcher.put(job, timeout_s=0):
             raise Unavailable(
                 f"model {self.name} version {self.version} is busy: "
@@ -128,7 +136,7 @@ class ModelRunner:
         waits_s = [(start_ms - job.enqueued_ms) / 1000 for job in jobs]
         self._metrics.batch(self.name, self.version, len(jobs), waits_s)
         try:
-            results = self.detector.detect_batch([job.image for job in jobs])
+            results = self.detector.postprocess(self.detector.run(self._stack(jobs)))
         except Exception as exc:  # noqa: BLE001 - fail this batch's requests, keep serving
             log.exception("batch of %d on %s:%s failed", len(jobs), self.name, self.version)
             for job in jobs:
@@ -136,6 +144,16 @@ class ModelRunner:
             return
         for job, detections in zip(jobs, results):
             job.future.set_result(detections)
+
+    def _stack(self, jobs: list[Job]) -> PreparedBatch:
+        """The jobs' rows as one batch tensor (a reused buffer) with their frame metas."""
+        metas = tuple(meta for job in jobs for meta in job.prepared.metas)
+        if len(jobs) == 1:
+            return jobs[0].prepared
+        rows = [job.prepared.tensor for job in jobs]
+        if self._buffer is None or self._buffer.shape[1:] != rows[0].shape[1:]:
+            self._buffer = np.empty((self._max_batch, *rows[0].shape[1:]), rows[0].dtype)
+        return PreparedBatch(np.concatenate(rows, out=self._buffer[: len(jobs)]), metas)
 
 
 class ModelRepository:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.detections import Detections
+from pipeline.inference.base import FrameMeta, PreparedBatch, RawOutputs
 from pipeline.serving.exceptions import NotFound, Unavailable
 from pipeline.serving.metrics import ServingMetrics
 from pipeline.serving.models import ModelRepository, ModelRunner, StaticResolver
@@ -25,12 +26,19 @@ class FakeDetector:
         self.gate = threading.Event()
         self.gate.set()
 
-    def detect_batch(self, images):
+    def preprocess(self, images):
+        tensor = np.stack([im.transpose(2, 0, 1).astype(np.float32) for im in images])
+        return PreparedBatch(tensor, tuple(FrameMeta(1.0, *im.shape[:2]) for im in images))
+
+    def run(self, batch):
         self.gate.wait(5)
-        self.batches.append(len(images))
+        self.batches.append(len(batch))
         if self.fail:
             raise RuntimeError("model exploded")
-        return [Detections.from_arrays([[0, 0, 1, 1]], [im[0, 0, 0] / 255], [0]) for im in images]
+        return RawOutputs((batch.tensor[:, 0, 0, 0] / 255,), batch.metas)
+
+    def postprocess(self, raw):
+        return [Detections.from_arrays([[0, 0, 1, 1]], [score], [0]) for score in raw.outputs[0]]
 
 
 def wait_until(condition, timeout_s: float = 5.0) -> None:
@@ -44,12 +52,17 @@ def image(value: int) -> np.ndarray:
     return np.full((2, 2, 3), value, np.uint8)
 
 
+def submit(runner: ModelRunner, value: int):
+    """What a request does: letterbox in its own thread, then queue."""
+    return runner.submit(runner.prepare(image(value)))
+
+
 def test_concurrent_requests_share_batches_and_get_their_own_results() -> None:
     detector = FakeDetector()
     runner = ModelRunner(detector, max_batch=4, max_wait_ms=50, max_pending=16, metrics=ServingMetrics())
     runner.start()
     with ThreadPoolExecutor(8) as pool:
-        futures = list(pool.map(lambda v: runner.submit(image(v)), range(8)))
+        futures = list(pool.map(lambda v: submit(runner, v), range(8)))
     scores = [f.result(5).scores[0] for f in futures]
     runner.close()
     assert scores == pytest.approx([v / 255 for v in range(8)])
@@ -61,11 +74,11 @@ def test_full_queue_is_503_and_failures_reach_every_request() -> None:
     detector.gate.clear()  # hold the thread inside the first batch
     runner = ModelRunner(detector, max_batch=1, max_wait_ms=0, max_pending=2, metrics=ServingMetrics())
     runner.start()
-    first = runner.submit(image(1))
+    first = submit(runner, 1)
     wait_until(lambda: runner.pending == 0)  # the first image is inside the model
-    queued = [runner.submit(image(2)), runner.submit(image(3))]
+    queued = [submit(runner, 2), submit(runner, 3)]
     with pytest.raises(Unavailable, match="busy"):
-        runner.submit(image(4))
+        submit(runner, 4)
     detector.gate.set()
     for future in [first, *queued]:
         with pytest.raises(RuntimeError, match="exploded"):
@@ -79,9 +92,9 @@ def test_cancelled_requests_are_skipped() -> None:
     detector.gate.clear()
     runner = ModelRunner(detector, max_batch=1, max_wait_ms=0, max_pending=4, metrics=ServingMetrics())
     runner.start()
-    running = runner.submit(image(1))
+    running = submit(runner, 1)
     wait_until(lambda: runner.pending == 0)
-    cancelled = runner.submit(image(2))
+    cancelled = submit(runner, 2)
     assert cancelled.cancel()
     detector.gate.set()
     assert running.result(5) is not None
