@@ -2,7 +2,22 @@
 
 Loads every model version the ``serving`` section names (default: the whole registry),
 then prints ``camcount serve: listening on URL`` once the socket is bound, and serves
-until SIGINT or SIGTERM, finishing the requests in flight.
+until SIGINT or SIGTERM, finishing the requests in flight. For example::
+
+    serving:
+      host: 0.0.0.0
+      tls_cert_file: /etc/camcount/tls/cert.pem
+      tls_key_file: /etc/camcount/tls/key.pem
+      api_keys:
+        - {id: integrator-a, sha256: <sha256 hex of the key>, rate_limit_per_s: 20}
+
+and, with the official client (``pip install tritonclient[http]``)::
+
+    client = tritonclient.http.InferenceServerClient("host:8000", ssl=True)
+    image = tritonclient.http.InferInput("image", [1], "BYTES")
+    image.set_data_from_numpy(numpy.array([jpeg_bytes], dtype=object))
+    result = client.infer("yolox-nano", [image], headers={"Authorization": "Bearer KEY"})
+    result.as_numpy("boxes"), result.as_numpy("class_names")
 """
 
 from __future__ import annotations

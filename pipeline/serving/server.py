@@ -10,7 +10,7 @@ from typing import Callable
 import uvicorn
 
 from pipeline.config import Settings
-from pipeline.exceptions import ConfigError
+from pipeline.exceptions import CamcountError, ConfigError
 from pipeline.serving.app import ServingState, create_app
 from pipeline.serving.auth import Authenticator
 from pipeline.serving.contract import ImageLimits
@@ -92,10 +92,21 @@ def listening_url(server: uvicorn.Server) -> str:
 
 
 async def serve(server: uvicorn.Server, on_listening: Callable[[str], None]) -> None:
-    """Run until SIGINT/SIGTERM; ``on_listening(url)`` once the socket is bound."""
-    task = asyncio.create_task(server.serve())
-    while not server.started and not task.done():
-        await asyncio.sleep(0.05)
-    if server.started:
+    """Run until SIGINT/SIGTERM; ``on_listening(url)`` once the socket is bound.
+
+    Raises ``CamcountError`` when uvicorn cannot start (it logged why, e.g. the port is taken).
+    """
+
+    async def announce() -> None:
+        while not server.started:
+            await asyncio.sleep(0.05)
         on_listening(listening_url(server))
-    await task
+
+    announcer = asyncio.create_task(announce())
+    try:
+        await server.serve()
+    except SystemExit as exc:  # uvicorn exits on a failed start-up
+        config = server.config
+        raise CamcountError(f"could not serve on {config.host}:{config.port} (exit {exc.code})") from None
+    finally:
+        announcer.cancel()

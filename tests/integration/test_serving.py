@@ -415,3 +415,14 @@ def test_tls_when_a_certificate_is_configured(tls_server, jpeg100) -> None:
         assert PERSON in set(result.as_numpy("class_names"))
     with pytest.raises((http.client.HTTPException, ConnectionError, OSError)):
         tls_server.request("GET", "/v2/health/live")  # plain HTTP is not served
+
+
+def test_refuses_an_open_endpoint_off_loopback_and_a_taken_port(server, tmp_path: Path) -> None:
+    config = tmp_path / "camcount.yaml"
+    config.write_text(yaml.safe_dump({"models": {"dir": str(shared_dir() / "models")}}))
+    serve = [sys.executable, "-m", "pipeline.cli", "-c", str(config), "serve"]
+    result = subprocess.run([*serve, "--host", "0.0.0.0"], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert result.returncode == 2 and "serving.api_keys is empty" in result.stderr
+    result = subprocess.run([*serve, "--port", str(server.port)], capture_output=True, text=True, timeout=120,
+                            cwd=REPO_ROOT)
+    assert result.returncode == 1 and f"could not serve on 127.0.0.1:{server.port}" in result.stderr
