@@ -139,6 +139,7 @@ from pipeline.aggregation.config import AggregationConfig  # noqa: E402
 from pipeline.sinks.config import SinkConfig  # noqa: E402
 from pipeline.ingest.config import IngestConfig  # noqa: E402
 from pipeline.counting.config import CountingConfig  # noqa: E402
+from pipeline.inference.config import InferenceConfig  # noqa: E402
 from pipeline.serving.config import ServingConfig  # noqa: E402
 
 
@@ -154,6 +155,7 @@ class Settings(Section):
     sink: SinkConfig = SinkConfig()
     ingest: IngestConfig = IngestConfig()
     counting: CountingConfig = CountingConfig()
+    inference: InferenceConfig = InferenceConfig()
     serving: ServingConfig = ServingConfig()
     cameras: list[CameraConfig] = Field(default_factory=list)
 
