@@ -23,6 +23,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 #: Parts of the pipeline that add their own sub-commands (each module has ``register(subparsers)``).
 COMMAND_MODULES: list[str] = [
     "pipeline.counting.commands",
+    "pipeline.inference.commands",
     "pipeline.ingest.commands",
     "pipeline.sinks.commands",
     "pipeline.aggregation.commands",
