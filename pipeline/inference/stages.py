@@ -261,12 +261,12 @@ class Pipeline:
             boxes = found[row] if row is not None else Detections.empty()
             record = detections_record(item.frame, boxes, model, batch.inference_ms, size)
             self._sink.emit(item, record)
-        oldest = batch.items[0]
+        oldest_capture_ms = min(item.frame["capture_ts_ms"] for item in batch.items)
         self._stats.record(BatchStat(
             model=model, frames=len(batch.items),
-            queue_wait_ms=float(batch.run_start_ms - oldest.polled_ms),
+            queue_wait_ms=float(batch.run_start_ms - batch.items[0].polled_ms),
             inference_ms=batch.inference_ms,
-            lag_ms=float(max(0, int(time.time() * 1000) - min(i.frame["capture_ts_ms"] for i in batch.items))),
+            lag_ms=float(max(0, int(time.time() * 1000) - oldest_capture_ms)),
         ))
 
 
