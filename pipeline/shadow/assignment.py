@@ -1,0 +1,192 @@
+"""Which model version serves which traffic: the model assignment, as pure state and maths.
+
+An ``Assignment`` is the value of the compacted ``model-control`` topic: the primary
+version, the versions it replaced (the rollback stack), candidates run in shadow with
+their sample rate, an optional canary (a deterministic share of cameras served by a
+candidate as primary), and the failover limits. Every change is a new ``Assignment``
+with ``revision + 1`` and who/when/what, made by the functions here, never by mutation.
+
+Sampling and canary membership hash stable identifiers (never Python's salted ``hash``),
+so every worker, the comparator and a re-run agree on which frames and cameras are in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pipeline.exceptions import CamcountError
+
+#: Rollback history kept on the topic; older primaries drop off (the value stays small).
+MAX_HISTORY = 10
+_HASH_SPACE = float(2**64)
+
+
+class AssignmentError(CamcountError):
+    """A change that makes no sense for the current assignment (e.g. rollback with no history)."""
+
+
+@dataclass(frozen=True)
+class ShadowRun:
+    """A candidate run on ``rate`` (0..1] of the frames, on ``frames.shadow``."""
+
+    model: str
+    rate: float
+
+
+@dataclass(frozen=True)
+class Canary:
+    """``model`` serves as primary for ``share`` (0..1] of the cameras."""
+
+    model: str
+    share: float
+
+
+@dataclass(frozen=True)
+class FailoverLimits:
+    """When a serving version is rolled back by itself, measured over ``window_batches``.
+
+    ``max_error_rate``: failed batches / batches. Lower catches a broken model sooner but
+    rolls back on a few transient errors. ``max_latency_ms``: p95 model run time per batch;
+    lower protects freshness but a busy host may trip it. ``min_batches``: batches seen
+    before any verdict; higher avoids judging on warm-up noise, reacts later.
+    """
+
+    max_error_rate: float = 0.5
+    max_latency_ms: float = 5_000.0
+    min_batches: int = 5
+    window_batches: int = 50
+
+
+@dataclass(frozen=True)
+class Assignment:
+    primary: str
+    history: tuple[str, ...] = ()  # earlier primaries, newest last: rollback pops from here
+    shadows: tuple[ShadowRun, ...] = ()
+    canary: Canary | None = None
+    limits: FailoverLimits = field(default_factory=FailoverLimits)
+    revision: int = 0
+    action: str = "init"
+    changed_by: str = "config"
+    changed_at_ms: int = 0
+    reason: str = ""
+
+    @property
+    def shadow_rate(self) -> float:
+        """The fraction of frames mirrored to ``frames.shadow`` (the largest candidate rate)."""
+        return max((s.rate for s in self.shadows), default=0.0)
+
+    def model_for_camera(self, camera_id: str) -> str:
+        """The version serving ``camera_id`` as primary (canary cameras get the canary)."""
+        if self.canary is not None and in_share(camera_id, self.canary.share):
+            return self.canary.model
+        return self.primary
+
+
+def parse_model_key(key: str) -> tuple[str, str]:
+    name, sep, version = key.partition(":")
+    if not sep or not name or not version:
+        raise AssignmentError(f"model must be NAME:VERSION, got {key!r}")
+    return name, version
+
+
+def _fraction(*parts: object) -> float:
+    """A stable number in [0, 1) from ``parts`` (blake2b, the same on every host and run)."""
+    data = "\x1f".join(str(p) for p in parts).encode()
+    (value,) = struct.unpack(">Q", hashlib.blake2b(data, digest_size=8).digest())
+    return value / _HASH_SPACE
+
+
+def sampled(camera_id: str, seq: int, rate: float) -> bool:
+    """Whether frame (camera_id, seq) is in the ``rate`` sample; rate 1 takes every frame."""
+    return rate >= 1.0 or (rate > 0.0 and _fraction("frame", camera_id, seq) < rate)
+
+
+def in_share(camera_id: str, share: float) -> bool:
+    """Whether ``camera_id`` is in the ``share`` of cameras (stable as the share grows:
+    raising it only adds cameras)."""
+    return share >= 1.0 or (share > 0.0 and _fraction("camera", camera_id) < share)
+
+
+def _check_rate(what: str, value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise AssignmentError(f"{what} must be within 0..1, got {value}")
+    return float(value)
+
+
+def _next(a: Assignment, action: str, by: str, now_ms: int, reason: str = "", **changes: Any) -> Assignment:
+    return replace(a, revision=a.revision + 1, action=action, changed_by=by, changed_at_ms=now_ms,
+                   reason=reason, **changes)
+
+
+def promote(a: Assignment, model: str, by: str, now_ms: int, reason: str = "") -> Assignment:
+    """``model`` becomes primary; the old primary goes on the rollback stack. A promoted
+    candidate stops running in shadow and stops being the canary."""
+    parse_model_key(model)
+    if model == a.primary:
+        raise AssignmentError(f"{model} is already the primary")
+    history = (a.history + (a.primary,))[-MAX_HISTORY:]
+    shadows = tuple(s for s in a.shadows if s.model != model)
+    canary = None if a.canary is not None and a.canary.model == model else a.canary
+    return _next(a, "promote", by, now_ms, reason, primary=model, history=history, shadows=shadows,
+                 canary=canary)
+
+
+def rollback(a: Assignment, by: str, now_ms: int, reason: str = "", failed: str | None = None) -> Assignment:
+    """The previous primary serves again. With ``failed`` (automatic failover) nothing
+    changes unless ``failed`` is still the primary: several workers may report one failure."""
+    if failed is not None and a.primary != failed:
+        return a
+    if not a.history:
+        raise AssignmentError(f"nothing to roll back to: {a.primary} has no predecessor")
+    return _next(a, "rollback", by, now_ms, reason, primary=a.history[-1], history=a.history[:-1])
+
+
+def set_shadow(a: Assignment, model: str, rate: float, by: str, now_ms: int) -> Assignment:
+    """Run ``model`` in shadow on ``rate`` of the frames; rate 0 stops it."""
+    parse_model_key(model)
+    rate = _check_rate("shadow rate", rate)
+    others = tuple(s for s in a.shadows if s.model != model)
+    shadows = others + ((ShadowRun(model, rate),) if rate > 0 else ())
+    return _next(a, "shadow", by, now_ms, f"{model} rate {rate:g}", shadows=shadows)
+
+
+def set_canary(a: Assignment, model: str, share: float, by: str, now_ms: int) -> Assignment:
+    """Serve ``share`` of the cameras with ``model`` as primary; share 0 ends the canary."""
+    parse_model_key(model)
+    share = _check_rate("canary share", share)
+    canary = Canary(model, share) if share > 0 else None
+    return _next(a, "canary", by, now_ms, f"{model} share {share:g}", canary=canary)
+
+
+# -- the Avro record (schemas/model_assignment.avsc) -----------------------------------------------
+
+
+def to_record(a: Assignment) -> dict[str, Any]:
+    return {
+        "primary": a.primary, "history": list(a.history),
+        "shadows": [{"model": s.model, "rate": s.rate} for s in a.shadows],
+        "canary": None if a.canary is None else {"model": a.canary.model, "share": a.canary.share},
+        "max_error_rate": a.limits.max_error_rate, "max_latency_ms": a.limits.max_latency_ms,
+        "min_batches": a.limits.min_batches, "window_batches": a.limits.window_batches,
+        "revision": a.revision, "action": a.action, "changed_by": a.changed_by,
+        "changed_at_ms": a.changed_at_ms, "reason": a.reason,
+    }
+
+
+def from_record(r: dict[str, Any]) -> Assignment:
+    canary = r.get("canary")
+    return Assignment(
+        primary=r["primary"], history=tuple(r["history"]),
+        shadows=tuple(ShadowRun(s["model"], s["rate"]) for s in r["shadows"]),
+        canary=None if canary is None else Canary(canary["model"], canary["share"]),
+        limits=FailoverLimits(r["max_error_rate"], r["max_latency_ms"], r["min_batches"], r["window_batches"]),
+        revision=r["revision"], action=r["action"], changed_by=r["changed_by"],
+        changed_at_ms=r["changed_at_ms"], reason=r["reason"],
+    )
+
+
+#: Avro record name of the model-control value.
+MODEL_ASSIGNMENT = "camcount.ModelAssignment"
