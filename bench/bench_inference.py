@@ -1,0 +1,211 @@
+"""Inference worker throughput, Kafka to Kafka, against bare onnxruntime on the same model.
+
+In one process, on one clip and one loaded model:
+
+- bare: ``session.run`` on tensors letterboxed in advance (the ceiling), per batch size;
+- worker: N frames pre-produced to a fresh ``frames`` topic (JPEG, as ingest writes them),
+  then ``InferenceWorker`` consumes them all and produces their detections; timed from its
+  first polled frame to the broker's ack of the last detections.
+
+Prints frames/s of each and the ratio worker / bare at the same batch size, for each batch
+size of the sweep, as min / median / max over ``--repeats`` runs (the host is shared and
+noisy). Below ``--target`` it prints where the worker's time went: per-stage ms per frame,
+how busy the model thread was, CPU seconds per frame.
+
+    .venv/bin/python bench/bench_inference.py --frames 480 --sweep 1,4,8 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import statistics
+import time
+import uuid
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+
+from pipeline.codec import FRAME, default_codec
+from pipeline.config import Settings, load_config, shared_dir
+from pipeline.inference.detector import OnnxDetector
+from pipeline.inference.timing import StageTimings
+from pipeline.inference.worker import InferenceWorker, load_worker_detector
+from pipeline.kafka import topics
+from pipeline.kafka.clients import common_config, producer_config
+
+
+def read_jpegs(video: Path, count: int, quality: int) -> tuple[list[np.ndarray], list[bytes]]:
+    frames = []
+    with av.open(str(video)) as container:
+        for frame in container.decode(video=0):
+            frames.append(frame.to_ndarray(format="bgr24"))
+            if len(frames) == count:
+                break
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality]
+    return frames, [cv2.imencode(".jpg", f, params)[1].tobytes() for f in frames]
+
+
+def with_overrides(settings: Settings, **sections: dict) -> Settings:
+    """A copy of ``settings`` with some keys of some sections replaced (validated again)."""
+    raw = settings.model_dump(mode="python")
+    for section, values in sections.items():
+        raw[section].update(values)
+    raw["kafka"]["sasl_password"] = settings.kafka.sasl_password
+    raw["clickhouse"]["password"] = settings.clickhouse.password
+    return Settings.model_validate(raw)
+
+
+def bare_fps(detector: OnnxDetector, frames: list[np.ndarray], batch: int, passes: int) -> float:
+    """Frames/s of ``session.run`` alone on pre-letterboxed tensors (after a warm-up run)."""
+    tensors = [detector.preprocess(frames[i : i + batch]).tensor.copy()
+               for i in range(0, len(frames) - batch + 1, batch)]
+    names, feed = [detector.spec.output.name], detector.spec.input.name
+    detector.session.run(names, {feed: tensors[0]})
+    start = time.perf_counter()
+    for _ in range(passes):
+        for tensor in tensors:
+            detector.session.run(names, {feed: tensor})
+    return passes * batch * len(tensors) / (time.perf_counter() - start)
+
+
+def produce_frames(settings: Settings, jpegs: list[bytes], size_wh: tuple[int, int], total: int,
+                   cameras: int) -> None:
+    codec, topic = default_codec(), topics.name(settings, topics.FRAMES)
+    producer = Producer(producer_config(settings.kafka))
+    now_ms = int(time.time() * 1000)
+    for n in range(total):
+        camera = f"bench-{n % cameras}"
+        value = codec.encode(FRAME, dict(
+            camera_id=camera, stream_id="bench", seq=n // cameras, capture_ts_ms=now_ms + n,
+            width=size_wh[0], height=size_wh[1], data=jpegs[n % len(jpegs)]))
+        while True:
+            try:
+                producer.produce(topic, key=camera.encode(), value=value)
+                break
+            except BufferError:
+                producer.poll(0.1)
+    if producer.flush(60):
+        raise RuntimeError("frames not acknowledged")
+
+
+def worker_run(base: Settings, detector: OnnxDetector, jpegs: list[bytes], size_wh: tuple[int, int],
+               args: argparse.Namespace, batch: int) -> dict:
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    pending = max(base.inference.max_pending_frames, batch)
+    settings = with_overrides(base, topics={"prefix": prefix, "partitions": args.partitions},
+                              inference={"max_batch": batch, "max_pending_frames": pending})
+    topics.create_topics(settings)
+    try:
+        produce_frames(settings, jpegs, size_wh, args.frames, args.cameras)
+        detector.recorder = StageTimings()
+        worker = InferenceWorker(settings, detector, group_id=f"{prefix}bench",
+                                 max_frames=args.frames, write_stats=False)
+        cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+        totals = worker.run()
+        cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    finally:
+        delete_topics(settings, prefix)
+    wall_s = worker.last_finished_s - worker.first_polled_s
+    cpu_s = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    return {"fps": totals["finished"] / wall_s, "wall_s": wall_s, "cpu_s": cpu_s, "totals": totals,
+            "stages": detector.recorder.snapshot()}
+
+
+def delete_topics(settings: Settings, prefix: str) -> None:
+    admin = AdminClient(common_config(settings.kafka))
+    names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
+    for future in admin.delete_topics(names, operation_timeout=30).values():
+        future.result()
+
+
+def spread(values: list[float], digits: int = 1) -> str:
+    return " ".join(f"{v:7.{digits}f}" for v in (min(values), statistics.median(values), max(values)))
+
+
+def profile(run: dict, bare: float) -> None:
+    print(f"    profile of the median run ({run['totals']['finished']} frames, {run['wall_s']:.2f} s):")
+    busy_ms = 0.0
+    for (_, _, stage), st in sorted(run["stages"].items(), key=lambda kv: kv[0][2]):
+        print(f"      {stage:11s} {st.mean_ms_per_frame:6.2f} ms/frame  ({st.calls} calls)")
+        if stage == "run":
+            busy_ms = 1000 * st.total_s
+    print(f"      bare run   {1000 / bare:6.2f} ms/frame")
+    print(f"      model thread busy {100 * busy_ms / 1000 / run['wall_s']:5.1f}% of the wall time;"
+          f" process CPU {1000 * run['cpu_s'] / run['totals']['finished']:.2f} ms/frame"
+          f" ({run['cpu_s'] / run['wall_s']:.2f} cores)")
+    print(f"      paused {run['totals'].get('paused', 0)} times, max in flight "
+          f"{run['totals'].get('max_in_flight_frames', 0)} frames")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-c", "--config", type=Path, help="camcount config (default: defaults + env)")
+    parser.add_argument("--frames", type=int, default=480, help="frames per worker run")
+    parser.add_argument("--clip-frames", type=int, default=96, help="distinct clip frames (cycled)")
+    parser.add_argument("--sweep", default="1,4,8", help="batch sizes (the configured one is added)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cameras", type=int, default=4)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--quality", type=int, default=85, help="JPEG quality (ingest's default)")
+    parser.add_argument("--target", type=float, default=0.90)
+    parser.add_argument("--bare-passes", type=int, default=2, help="passes over the clip per bare run")
+    parser.add_argument("--profile", action="store_true", help="print the profile even above target")
+    parser.add_argument("--video", type=Path,
+                        default=shared_dir() / "data/videos/pets09_s2l1_pedestrians.avi")
+    return parser.parse_args()
+
+
+def measure(base: Settings, detector: OnnxDetector, frames: list[np.ndarray], jpegs: list[bytes],
+            args: argparse.Namespace, batch: int) -> tuple[list[float], list[dict], list[float]]:
+    """``repeats`` x (bare, worker, bare): each ratio is a worker run over the bare runs
+    right around it, so it compares like with like on a host whose speed drifts."""
+    size_wh = (frames[0].shape[1], frames[0].shape[0])
+    bare, runs, ratios = [], [], []
+    for _ in range(args.repeats):
+        before = bare_fps(detector, frames, batch, args.bare_passes)
+        runs.append(worker_run(base, detector, jpegs, size_wh, args, batch))
+        after = bare_fps(detector, frames, batch, args.bare_passes)
+        bare.append((before + after) / 2)
+        ratios.append(runs[-1]["fps"] / bare[-1])
+    return bare, runs, ratios
+
+
+def main() -> None:
+    args = parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    base = load_config(args.config)
+    cfg = base.inference
+    detector = load_worker_detector(base)
+    frames, jpegs = read_jpegs(args.video, args.clip_frames, args.quality)
+    print(f"model {detector.name}:{detector.version} on {detector.session.get_providers()[0]}, "
+          f"intra_op_num_threads={cfg.session.intra_op_num_threads or 'default'}, "
+          f"allow_spinning={cfg.session.allow_spinning}, decode_threads={cfg.decode_threads}; "
+          f"clip {args.video.name} {frames[0].shape[1]}x{frames[0].shape[0]}, {args.clip_frames} frames "
+          f"cycled, JPEG q{args.quality} ~{np.mean([len(j) for j in jpegs]) / 1024:.0f} KiB; "
+          f"{args.frames} frames per worker run, {args.cameras} cameras on {args.partitions} partitions")
+    sweep = sorted({int(b) for b in args.sweep.split(",")} | {cfg.max_batch})
+    medians: dict[int, tuple[float, float, float]] = {}
+    print("batch   kind                    min  median     max   frames/s (ratio: worker / bare)")
+    for batch in sweep:
+        bare, runs, ratios = measure(base, detector, frames, jpegs, args, batch)
+        print(f"{batch:5d}   bare session.run    {spread(bare)}")
+        print(f"{batch:5d}   worker Kafka->Kafka {spread([r['fps'] for r in runs])}")
+        print(f"{batch:5d}   ratio               {spread(ratios, 2)}")
+        medians[batch] = (statistics.median(bare), statistics.median(r["fps"] for r in runs),
+                          statistics.median(ratios))
+        if args.profile or medians[batch][2] < args.target:
+            profile(sorted(runs, key=lambda r: r["fps"])[len(runs) // 2], medians[batch][0])
+    bare_b, worker_b, ratio_b = medians[cfg.max_batch]
+    print(f"summary (medians): bare batch 1 {medians[1][0]:.1f} frames/s" if 1 in medians else "summary:",
+          f"| configured batch {cfg.max_batch}: bare {bare_b:.1f}, worker {worker_b:.1f} frames/s,"
+          f" ratio {ratio_b:.2f} (target {args.target:.2f})")
+
+
+if __name__ == "__main__":
+    main()
