@@ -141,6 +141,7 @@ from pipeline.ingest.config import IngestConfig  # noqa: E402
 from pipeline.counting.config import CountingConfig  # noqa: E402
 from pipeline.inference.config import InferenceConfig  # noqa: E402
 from pipeline.serving.config import ServingConfig  # noqa: E402
+from pipeline.alerts.config import AlertsConfig  # noqa: E402
 
 
 class Settings(Section):
@@ -157,6 +158,7 @@ class Settings(Section):
     counting: CountingConfig = CountingConfig()
     inference: InferenceConfig = InferenceConfig()
     serving: ServingConfig = ServingConfig()
+    alerts: AlertsConfig = AlertsConfig()
     cameras: list[CameraConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
