@@ -204,7 +204,10 @@ def test_backpressure_when_the_broker_is_unreachable(base_settings: Settings, pe
     result: dict = {}
     thread = threading.Thread(target=lambda: result.update(worker.run()), daemon=True)
     thread.start()
-    time.sleep(4)
+    # Blocking: give the reader time to fill what it can. Dropping: it reads the whole file.
+    deadline = time.monotonic() + (3 if when_full == "block" else 60)
+    while time.monotonic() < deadline and worker.stats["cam"].state != "ended":
+        time.sleep(0.1)
     during = worker.stats["cam"].snapshot()
     worker.stop()
     thread.join(timeout=30)
