@@ -20,9 +20,9 @@ from clickhouse_driver import Client
 from clickhouse_driver.errors import ServerException
 
 from pipeline.aggregation.aggregator import INPUT_RECORDS
-from pipeline.codec import WINDOW_COUNT, WINDOW_OCCUPANCY, Codec, default_codec
+from pipeline.codec import ALERT, WINDOW_COUNT, WINDOW_OCCUPANCY, Codec, default_codec
 from pipeline.config import ClickHouseConfig, Settings
-from pipeline.kafka.topics import COUNT_EVENTS, COUNTS, name
+from pipeline.kafka.topics import ALERTS, COUNT_EVENTS, COUNTS, name
 from pipeline.sinks.base import SinkBackpressureError, SinkRecord, TopicPartition
 from pipeline.sinks.clickhouse import TRANSIENT_ERRORS, make_client, server_version
 from pipeline.sinks.migrations import Features
@@ -128,11 +128,12 @@ class ClickHouseSink:
 
 
 def clickhouse_sink_runner(settings: Settings, codec: Codec | None = None) -> SinkRunner:
-    """The ``camcount sink`` service: ``counts`` and ``count-events`` into their tables."""
+    """The ``camcount sink`` service: ``counts``, ``count-events`` and ``alerts`` into their tables."""
     cfg = settings.sink
     sink = ClickHouseSink(settings.clickhouse, Backoff(cfg.backoff_initial_ms / 1000, cfg.backoff_max_ms / 1000))
     topics = {
         name(settings, COUNTS): (WINDOW_COUNT, WINDOW_OCCUPANCY),
         name(settings, COUNT_EVENTS): INPUT_RECORDS,  # occupancy samples and heartbeats are skipped
+        name(settings, ALERTS): (ALERT,),
     }
     return SinkRunner(settings, sink, topics, name(settings, cfg.group_id), codec or default_codec())

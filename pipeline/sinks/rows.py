@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from pipeline.codec import COUNT_EVENT, WINDOW_COUNT, WINDOW_OCCUPANCY
+from pipeline.codec import ALERT, COUNT_EVENT, WINDOW_COUNT, WINDOW_OCCUPANCY
 from pipeline.sinks.migrations import Features
 
 Row = tuple[Any, ...]
 
 #: Records that have a table.
-RECORDS = frozenset({WINDOW_COUNT, WINDOW_OCCUPANCY, COUNT_EVENT})
+RECORDS = frozenset({WINDOW_COUNT, WINDOW_OCCUPANCY, COUNT_EVENT, ALERT})
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,14 @@ def _count_event(capture_time: Callable[[int], int]) -> Callable[[Mapping[str, A
     return row
 
 
+def _alert(ts_time: Callable[[int], int]) -> Callable[[Mapping[str, Any]], Row]:
+    def row(v: Mapping[str, Any]) -> Row:
+        return (v["alert_id"], v["rule"], v["kind"], v["camera_id"], v["severity"], v["state"], v["message"],
+                v["value"], v["threshold"], v["ts_ms"], ts_time(v["ts_ms"]))
+
+    return row
+
+
 def table_specs(features: Features) -> dict[str, TableSpec]:
     """Record name -> its table, for a server with ``features``."""
     capture_time = (lambda ms: ms) if features.datetime64 else (lambda ms: ms // 1000)
@@ -72,5 +80,11 @@ def table_specs(features: Features) -> dict[str, TableSpec]:
             ("event_id", "camera_id", "stream_id", "seq", "capture_ts_ms", "capture_time", "rule", "rule_kind",
              "class_name", "direction", "track_id", "dwell_ms", "model_name", "model_version"),
             _count_event(capture_time),
+        ),
+        ALERT: TableSpec(
+            "alerts",
+            ("alert_id", "rule", "kind", "camera_id", "severity", "state", "message", "value", "threshold", "ts_ms",
+             "ts"),
+            _alert(capture_time),
         ),
     }
