@@ -15,7 +15,6 @@ A field left out of a rule's filter (``camera_id``, ``zone``, ``class_name``...)
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -152,8 +151,6 @@ class AlertsConfig(Section):
     comparisons_topic: str | None = None
     #: faust app id (also its consumer group and changelog prefix); the topic prefix is prepended.
     app_id: str = Field("camcount-alerter", **_NAME)
-    #: Where faust keeps its local files; the alert state itself lives in the changelog topic.
-    data_dir: Path = Path(".camcount/alerter")
     commit_interval_ms: int = Field(2_000, ge=100)
 
     @model_validator(mode="after")
