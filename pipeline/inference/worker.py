@@ -15,7 +15,6 @@ a deterministic sample could be mirrored to ``frames.shadow``.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import socket
@@ -24,19 +23,19 @@ import time
 from collections import deque
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from pipeline.codec import DETECTIONS, default_codec
+from pipeline.codec import default_codec
 from pipeline.config import REPO_ROOT, Settings
 from pipeline.exceptions import CamcountError, DecodeError
 from pipeline.inference.base import Detector, LatencyRecorder
 from pipeline.inference.batcher import BlockingBatcher, monotonic_ms
 from pipeline.inference.config import InferenceConfig
-from pipeline.inference.frames import FrameItem, FrameLimits, parse_frame, trace_headers
+from pipeline.inference.frames import FrameItem, FrameLimits, parse_frame
 from pipeline.inference.offsets import OffsetTracker, Token
+from pipeline.inference.sink import KafkaFrameSink
 from pipeline.inference.stages import Pipeline
 from pipeline.inference.stats import ClickHouseStatsWriter, StatsReporter
 from pipeline.kafka import topics
 from pipeline.kafka.clients import consumer_config, producer_config
-from pipeline.kafka.headers import dlq_headers
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +71,11 @@ class InferenceWorker:
         self.log = _WorkerLog(log, {"worker": self.worker_id})
         self._input_topic = topics.name(settings, input_topic)
         self._output_topic = topics.name(settings, output_topic)
-        self._dlq_topic = topics.name(settings, topics.dlq(input_topic))
         self._max_frames, self._idle_exit_s = max_frames, idle_exit_s
         self._codec = default_codec()
         self._limits = FrameLimits(cfg.max_frame_bytes, cfg.max_width, cfg.max_height)
         self._consumer = Consumer(consumer_config(
             settings.kafka, self.group_id, **(fetch_limits(cfg) | cfg.consumer_overrides)))
-        self._producer = Producer(producer_config(settings.kafka))
         self._tracker = OffsetTracker()
         self.stats = StatsReporter(
             self.worker_id, cfg.stats_interval_ms / 1000,
@@ -86,8 +83,11 @@ class InferenceWorker:
             lambda: (self.detector.name, self.detector.version), cfg.stats_backlog_rows)
         self._batcher: BlockingBatcher[FrameItem] = BlockingBatcher(
             cfg.max_batch, cfg.max_wait_ms, cfg.max_pending_frames)
+        self._sink = KafkaFrameSink(
+            Producer(producer_config(settings.kafka)), self._codec, topics.name(settings, output_topic),
+            topics.name(settings, topics.dlq(input_topic)), self._finish, self.stats, self.log)
         self._pipeline = Pipeline(
-            batcher=self._batcher, get_detector=lambda: self.detector, sink=self,
+            batcher=self._batcher, get_detector=lambda: self.detector, sink=self._sink,
             stats=self.stats, limits=self._limits, max_batch=cfg.max_batch,
             decode_threads=cfg.decode_threads, prepared_queue_batches=cfg.prepared_queue_batches,
             output_queue_batches=cfg.output_queue_batches, inject_delay_ms=cfg.inject_delay_ms)
@@ -137,7 +137,7 @@ class InferenceWorker:
         return self.stats.totals()
 
     def _check(self) -> None:
-        failure = self._failure or self._pipeline.failure
+        failure = self._failure or self._pipeline.failure or self._sink.failure
         if failure is not None:
             self._failure = failure
             self._stop.set()
@@ -167,7 +167,7 @@ class InferenceWorker:
         else:
             self._pipeline.abort()
         self._pipeline_done = True
-        left = self._producer.flush(max(0.0, deadline - time.monotonic()))
+        left = self._sink.flush(max(0.0, deadline - time.monotonic()))
         if left:
             self.log.warning("%d messages not acknowledged at shutdown; their frames will be replayed", left)
         self._store_acked()
@@ -213,7 +213,7 @@ class InferenceWorker:
         try:
             frame = parse_frame(msg.value(), self._codec, self._limits)
         except DecodeError as exc:
-            self._dead_letter(msg.value(), msg.key(), msg.headers(), token, exc)
+            self._sink.dead_letter_message(msg.value(), msg.key(), msg.headers(), token, exc)
             return
         if self._too_old(frame):
             self.stats.count("skipped")
@@ -307,7 +307,8 @@ class InferenceWorker:
         in_flight = self._tracker.pending(keys)
         deadline = time.monotonic() + self.cfg.revoke_drain_timeout_ms / 1000
         while (self._tracker.pending(keys) and not self._pipeline_done and self._failure is None
-               and self._pipeline.failure is None and time.monotonic() < deadline):
+               and self._pipeline.failure is None and self._sink.failure is None
+               and time.monotonic() < deadline):
             time.sleep(0.005)
         left = self._tracker.pending(keys)
         self._store_acked()
@@ -333,43 +334,7 @@ class InferenceWorker:
         self._unassigned(keys)
         self.log.warning("lost %s: their in-flight frames will be replayed by the new owner", sorted(keys))
 
-    # -- output (called from pipeline threads: the FrameSink of stages.Pipeline) ---------------
-
-    def emit(self, item: FrameItem, record: dict) -> None:
-        value = self._codec.encode(DETECTIONS, record)
-        key = record["camera_id"].encode()
-        self._produce(self._output_topic, key, value, trace_headers(item.headers), item.token)
-
-    def dead_letter(self, item: FrameItem, error: DecodeError) -> None:
-        self._dead_letter(item.value, item.key, item.headers, item.token, error)
-
-    def poll(self) -> None:
-        self._producer.poll(0)
-
-    def _dead_letter(self, value: bytes | None, key: bytes | None, headers, token: Token,
-                     error: DecodeError) -> None:
-        self.log.warning("frame %s[%d]@%d to the dead-letter topic (%s): %s",
-                         token.topic, token.partition, token.offset, error.reason, error)
-        self.stats.count("dlq")
-        dlq = dlq_headers(headers, token.topic, token.partition, token.offset, error.reason, str(error))
-        self._produce(self._dlq_topic, key, value, dlq, token)
-
-    def _produce(self, topic: str, key: bytes | None, value: bytes | None, headers, token: Token) -> None:
-        on_delivery = functools.partial(self._delivered, token)
-        while True:
-            try:
-                self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
-                return
-            except BufferError:  # local queue full: serve acks, then retry
-                self._producer.poll(0.1)
-
-    def _delivered(self, token: Token, error: KafkaError | None, msg: Message) -> None:
-        if error is not None:
-            self.log.error("delivery to %s failed: %s; stopping without storing offset %d",
-                           msg.topic(), error, token.offset)
-            self._failure = self._failure or KafkaException(error)
-            return
-        self._finish(token)
+    # -- finished frames ------------------------------------------------------------------
 
     def _finish(self, token: Token) -> None:
         if self._tracker.done(token):
