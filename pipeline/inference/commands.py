@@ -26,14 +26,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="stop after N frames are finished (detections or DLQ acknowledged)")
     infer.add_argument("--idle-exit-s", type=float, metavar="S",
                        help="stop once nothing arrived for S seconds and nothing is in flight")
+    infer.add_argument("--role", choices=["primary", "shadow"], default="primary",
+                       help="primary: frames -> detections, following model-control; shadow: a "
+                            "candidate (--model) on frames.shadow -> detections.shadow")
+    infer.add_argument("--static", action="store_true",
+                       help="primary role: serve --model only, ignore model-control (no mirroring)")
     infer.set_defaults(handler=_infer)
 
 
 def _infer(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.inference.worker import build_worker
 
-    worker = build_worker(settings, args.model, group_id=args.group, max_frames=args.max_frames,
-                          idle_exit_s=args.idle_exit_s)
+    worker = build_worker(settings, args.model, role=args.role, follow=not args.static, group_id=args.group,
+                          max_frames=args.max_frames, idle_exit_s=args.idle_exit_s)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())
     totals = worker.run()

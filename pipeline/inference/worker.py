@@ -8,9 +8,10 @@ Delivery is at-least-once. An input offset is stored only once the broker acknow
 the detections (or the dead-letter copy) of that frame and of every earlier frame of its
 partition (``offsets.OffsetTracker``); a crash or a revoked partition replays, never loses.
 
-Extension points kept open on purpose: ``detector`` may be replaced between batches (the
-pipeline reads it once per batch), and ``_accept`` sees every valid frame in order, where
-a deterministic sample could be mirrored to ``frames.shadow``.
+With ``live`` (``pipeline.shadow.live.LiveModels``) the worker follows model-control:
+``detector`` is replaced between batches (the pipeline reads it once per batch) once a new
+version is loaded, and ``_accept`` hands every valid frame to it for mirroring a
+deterministic sample to ``frames.shadow``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import socket
 import threading
 import time
 from collections import deque
+from typing import TYPE_CHECKING
+
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from pipeline.codec import default_codec
@@ -36,6 +39,9 @@ from pipeline.inference.stages import Pipeline
 from pipeline.inference.stats import ClickHouseStatsWriter, StatsReporter
 from pipeline.kafka import topics
 from pipeline.kafka.clients import consumer_config, producer_config
+
+if TYPE_CHECKING:
+    from pipeline.shadow.live import LiveModels
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +68,8 @@ class InferenceWorker:
     def __init__(self, settings: Settings, detector: Detector, *, group_id: str | None = None,
                  worker_id: str | None = None, input_topic: str = topics.FRAMES,
                  output_topic: str = topics.DETECTIONS, max_frames: int | None = None,
-                 idle_exit_s: float | None = None, write_stats: bool = True) -> None:
+                 idle_exit_s: float | None = None, write_stats: bool = True,
+                 live: "LiveModels | None" = None) -> None:
         cfg = settings.inference
         self.cfg = cfg
         self.detector = detector
@@ -73,6 +80,7 @@ class InferenceWorker:
         self._output_topic = topics.name(settings, output_topic)
         self._max_frames, self._idle_exit_s = max_frames, idle_exit_s
         self._codec = default_codec()
+        self._live = live  # follows model-control, mirrors to frames.shadow (primary role)
         self._limits = FrameLimits(cfg.max_frame_bytes, cfg.max_width, cfg.max_height)
         self._consumer = Consumer(consumer_config(
             settings.kafka, self.group_id, **(fetch_limits(cfg) | cfg.consumer_overrides)))
@@ -123,6 +131,8 @@ class InferenceWorker:
                                  on_revoke=self._on_revoke, on_lost=self._on_lost)
         self._pipeline.start()
         self.stats.start()
+        if self._live is not None:
+            self._live.start(self)
         try:
             while not self._stop.is_set():
                 self._poll()
@@ -173,6 +183,8 @@ class InferenceWorker:
         self._store_acked()
         self._commit(self._assigned)
         self._consumer.close()
+        if self._live is not None:
+            self._live.stop()
         self.stats.stop()
         self.log.info("stopped: %s", self.stats.totals())
 
@@ -219,7 +231,8 @@ class InferenceWorker:
             self.stats.count("skipped")
             self._finish(token)
             return
-        # A shadow mirror would produce msg.value() to frames.shadow here for a sample.
+        if self._live is not None:
+            self._live.mirror(frame, msg.key(), msg.value(), msg.headers())
         item = FrameItem(token, msg.key(), msg.headers(), msg.value(), frame, monotonic_ms())
         self._batcher.put(item)  # has room: only this thread puts
 
@@ -377,6 +390,19 @@ def load_worker_detector(settings: Settings, model: str | None = None,
 
 
 def build_worker(settings: Settings, model: str | None = None, recorder: LatencyRecorder | None = None,
-                 **options) -> InferenceWorker:
-    return InferenceWorker(settings, load_worker_detector(settings, model, recorder), **options)
+                 role: str = "primary", follow: bool = False, **options) -> InferenceWorker:
+    """A worker serving ``model``. ``follow`` (primary role): follow model-control live and
+    mirror its frame sample to ``frames.shadow``. Role ``shadow``: ``frames.shadow`` ->
+    ``detections.shadow`` in a consumer group of its own per candidate version."""
+    detector = load_worker_detector(settings, model, recorder)
+    if role == "shadow":
+        options["group_id"] = (options.get("group_id")
+                               or f"{settings.inference.group_id}-shadow-{detector.name}-{detector.version}")
+        options.update(input_topic=topics.FRAMES_SHADOW, output_topic=topics.DETECTIONS_SHADOW)
+    elif follow:
+        from pipeline.shadow.live import LiveModels
+
+        worker_id = options.get("worker_id") or settings.inference.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        options["live"] = LiveModels(settings, lambda key: load_worker_detector(settings, key, recorder), worker_id)
+    return InferenceWorker(settings, detector, **options)
 
