@@ -1,0 +1,166 @@
+"""``camcount models ...`` (the model lifecycle) and ``camcount compare`` (the comparator).
+
+    camcount models list                         versions, which one serves, shadows, canary
+    camcount models shadow yolox-nano:1-b1 --rate 0.1
+    camcount models canary yolox-nano:1-b1 --share 0.2
+    camcount models promote yolox-nano:1-b1      the old primary goes on the rollback stack
+    camcount models rollback                     the previous primary serves again
+    camcount models compare yolox-nano:1-b1      model_comparison read back from ClickHouse
+    camcount models audit                        who changed what, when
+    camcount compare                             run the comparator (faust)
+
+Every change is written to the compacted model-control topic (workers follow it live) and
+to ClickHouse ``model_audit`` with who (``--by``, else $CAMCOUNT_USER, else $USER), when
+and what.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+from typing import Callable
+
+from pipeline.config import Settings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    models = subparsers.add_parser("models", help="model versions: list, shadow, canary, promote, rollback")
+    sub = models.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sub.add_parser("list", help="registry versions and the current assignment").set_defaults(handler=_list)
+    sub.add_parser("audit", help="the model-control change log from ClickHouse").set_defaults(handler=_audit)
+
+    shadow = sub.add_parser("shadow", help="run a candidate on a sample of frames (rate 0 stops it)")
+    shadow.add_argument("model", metavar="NAME:VER")
+    shadow.add_argument("--rate", type=_fraction, required=True, help="fraction of frames mirrored, 0..1")
+    canary = sub.add_parser("canary", help="serve a share of cameras with a candidate (share 0 ends it)")
+    canary.add_argument("model", metavar="NAME:VER")
+    canary.add_argument("--share", type=_fraction, required=True, help="fraction of cameras, 0..1")
+    promote = sub.add_parser("promote", help="make a version the primary")
+    promote.add_argument("model", metavar="NAME:VER")
+    rollback = sub.add_parser("rollback", help="the previous primary serves again")
+    for p, handler in ((shadow, _shadow), (canary, _canary), (promote, _promote), (rollback, _rollback)):
+        p.add_argument("--by", help="who makes the change (default: $CAMCOUNT_USER or $USER)")
+        p.add_argument("--reason", default="", help="why, kept in the audit log")
+        p.set_defaults(handler=handler)
+
+    compare = sub.add_parser("compare", help="print a candidate's agreement with the primary")
+    compare.add_argument("model", metavar="NAME:VER")
+    compare.add_argument("--last-s", type=int, default=24 * 3600, help="windows of the last S seconds")
+    compare.set_defaults(handler=_compare)
+
+    app = subparsers.add_parser("compare", help="run the comparator: primary vs shadow detections")
+    app.add_argument("--window-s", type=int, default=10, help="comparison window (default 10 s)")
+    app.add_argument("--max-wait-ms", type=int, default=5000,
+                     help="how long a frame waits for its other side, in event time (default 5000)")
+    app.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
+    app.set_defaults(handler=_run_comparator)
+
+
+def _fraction(value: str) -> float:
+    number = float(value)
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not within 0..1")
+    return number
+
+
+def _who(args: argparse.Namespace) -> str:
+    return args.by or os.environ.get("CAMCOUNT_USER") or getpass.getuser()
+
+
+def _known(settings: Settings, model: str) -> str:
+    from pipeline.inference.registry import registry_from_settings
+    from pipeline.shadow.assignment import parse_model_key
+
+    registry_from_settings(settings).get(*parse_model_key(model))  # ConfigError naming the known ones
+    return model
+
+
+def _apply(settings: Settings, fn: Callable) -> int:
+    from pipeline.shadow import control
+
+    before, after = control.change(settings, fn)
+    print(f"revision {after.revision}: {after.action} by {after.changed_by}: primary {after.primary}"
+          f" (was {before.primary})" + (f"; {after.reason}" if after.reason else ""))
+    return 0
+
+
+def _shadow(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.shadow import assignment as am
+    from pipeline.shadow.control import now_ms
+
+    model = _known(settings, args.model)
+    return _apply(settings, lambda a: am.set_shadow(a, model, args.rate, _who(args), now_ms()))
+
+
+def _canary(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.shadow import assignment as am
+    from pipeline.shadow.control import now_ms
+
+    model = _known(settings, args.model)
+    return _apply(settings, lambda a: am.set_canary(a, model, args.share, _who(args), now_ms()))
+
+
+def _promote(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.shadow import assignment as am
+    from pipeline.shadow.control import now_ms
+
+    model = _known(settings, args.model)
+    return _apply(settings, lambda a: am.promote(a, model, _who(args), now_ms(), args.reason))
+
+
+def _rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.shadow import assignment as am
+    from pipeline.shadow.control import now_ms
+
+    return _apply(settings, lambda a: am.rollback(a, _who(args), now_ms(), args.reason))
+
+
+def _list(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.inference.registry import registry_from_settings
+    from pipeline.shadow.control import read_assignment
+
+    registry = registry_from_settings(settings)
+    a = read_assignment(settings)
+    shadows = {s.model: s.rate for s in a.shadows}
+    print(f"{'VERSION':<24} {'ROLE':<18} FILE")
+    for key in registry.keys():
+        spec = registry.get(*key.split(":", 1))
+        role = ("primary" if key == a.primary else
+                f"canary {a.canary.share:g}" if a.canary and a.canary.model == key else
+                f"shadow {shadows[key]:g}" if key in shadows else
+                "previous" if key in a.history else "-")
+        print(f"{key:<24} {role:<18} {spec.file}")
+    print(f"revision {a.revision}: {a.action} by {a.changed_by}" + (f" ({a.reason})" if a.reason else ""))
+    return 0
+
+
+def _audit(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.sinks.clickhouse import make_client
+
+    rows = make_client(settings.clickhouse).execute(
+        "SELECT revision, toString(ts), action, changed_by, model, previous_primary, primary_model, reason "
+        "FROM model_audit FINAL ORDER BY revision, ts_ms")
+    for rev, ts, action, by, model, before, after, reason in rows:
+        print(f"{rev:>4} {ts} {action:<8} {by:<20} {model:<20} {before} -> {after}  {reason}")
+    return 0
+
+
+def _compare(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.shadow.assignment import parse_model_key
+    from pipeline.shadow.report import comparison_summary
+
+    name, version = parse_model_key(args.model)
+    for line in comparison_summary(settings, name, version, args.last_s):
+        print(line)
+    return 0
+
+
+def _run_comparator(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.inference.registry import registry_from_settings
+    from pipeline.kafka.faust_app import run_worker
+    from pipeline.shadow.app import CompareOptions, build_app
+
+    options = CompareOptions(window_ms=args.window_s * 1000, max_wait_ms=args.max_wait_ms)
+    run_worker(build_app(settings, registry_from_settings(settings), options), args.loglevel)
+    return 0

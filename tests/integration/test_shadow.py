@@ -1,0 +1,156 @@
+"""Model lifecycle through the real broker, the real model and real ClickHouse: changes on
+model-control and in the audit table, live promote/rollback in a running worker, automatic
+rollback of a broken version, and primary vs shadow comparison rows."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.cli import main as cli
+from pipeline.codec import ALERT, default_codec
+from pipeline.config import Settings
+from pipeline.kafka import topics
+from pipeline.shadow import assignment as am
+from pipeline.shadow import control
+from pipeline.sinks.clickhouse import make_client
+from tests.conftest import with_overrides
+from tests.integration.test_inference_support import (
+    WorkerThread, clip_jpegs, frame_value, group, produce, read_detections, read_topic,
+)
+from tests.kafka_helpers import write_config
+
+pytestmark = pytest.mark.integration
+B1 = "yolox-nano:1-b1"
+
+
+def wait_for(condition, timeout_s: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def produce_frames(settings: Settings, video: Path, seqs: range, cameras: int = 2,
+                   end_of_stream: bool = False) -> list[tuple[str, int]]:
+    """Clip frame ``seq`` to every camera (same image per camera), plus end-of-stream markers."""
+    frames = clip_jpegs(video, seqs.stop)
+    keys = [(f"cam-{c}", s) for s in seqs for c in range(cameras)]
+    messages = [(cam, frame_value(cam, seq, *frames[seq])) for cam, seq in keys]
+    if end_of_stream:
+        jpeg, width, height = frames[0]
+        messages += [(f"cam-{c}", frame_value(f"cam-{c}", seqs.stop, b"", width, height, end_of_stream=True))
+                     for c in range(cameras)]
+    produce(settings, messages)
+    return keys
+
+
+def test_cli_changes_go_to_model_control_and_the_audit_table(settings: Settings, tmp_path: Path,
+                                                              capsys) -> None:
+    cfg = str(write_config(settings, tmp_path / "camcount.yaml"))
+    assert cli(["-c", cfg, "models", "shadow", B1, "--rate", "0.25", "--by", "alice"]) == 0
+    assert cli(["-c", cfg, "models", "canary", B1, "--share", "0.1", "--by", "alice"]) == 0
+    assert cli(["-c", cfg, "models", "promote", B1, "--by", "bob", "--reason", "same boxes"]) == 0
+    assert cli(["-c", cfg, "models", "rollback", "--by", "carol"]) == 0
+    assert cli(["-c", cfg, "models", "promote", "yolox-nano:9"]) == 2  # unknown version: config error
+    assert cli(["-c", cfg, "models", "rollback"]) == 1  # nothing left to roll back to
+
+    a = control.read_assignment(settings)
+    assert (a.revision, a.primary, a.history, a.action, a.changed_by) == (4, "yolox-nano:1", (), "rollback", "carol")
+    assert a.shadows == () and a.canary is None  # promoting B1 ended its shadow run and canary
+    rows = make_client(settings.clickhouse).execute(
+        "SELECT revision, action, changed_by, model, previous_primary, primary_model, reason "
+        "FROM model_audit ORDER BY revision")
+    assert rows == [
+        (1, "shadow", "alice", B1, "yolox-nano:1", "yolox-nano:1", f"{B1} rate 0.25"),
+        (2, "canary", "alice", B1, "yolox-nano:1", "yolox-nano:1", f"{B1} share 0.1"),
+        (3, "promote", "bob", B1, "yolox-nano:1", B1, "same boxes"),
+        (4, "rollback", "carol", "yolox-nano:1", B1, "yolox-nano:1", ""),
+    ]
+    capsys.readouterr()
+    assert cli(["-c", cfg, "models", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "yolox-nano:1             primary" in listing and "revision 4: rollback by carol" in listing
+
+
+def test_promote_then_rollback_while_serving(settings: Settings, pets09: Path) -> None:
+    settings = with_overrides(settings, inference={"max_batch": 4, "max_pending_frames": 8})
+    worker = WorkerThread(settings, follow=True, group_id=group(settings, "live"), idle_exit_s=20).start()
+    live = worker.worker._live
+    try:
+        first = produce_frames(settings, pets09, range(0, 10))
+        read_detections(settings, first)
+        control.change(settings, lambda a: am.promote(a, B1, "test", control.now_ms()))
+        wait_for(lambda: live.counts["swaps"] == 1, what="the swap to 1-b1")
+        second = produce_frames(settings, pets09, range(10, 20))
+        read_detections(settings, first + second)
+        control.change(settings, lambda a: am.rollback(a, "test", control.now_ms()))
+        wait_for(lambda: live.counts["swaps"] == 2, what="the swap back to 1")
+        third = produce_frames(settings, pets09, range(20, 30))
+        got = read_detections(settings, first + second + third)
+    finally:
+        worker.worker.stop()
+        worker.join()
+    assert set(got) == set(first + second + third)  # no frame without primary detections
+    versions = {key: {r["model_version"] for r in records} for key, records in got.items()}
+    assert all(versions[k] == {"1"} for k in first + third)
+    assert all(versions[k] == {"1-b1"} for k in second)
+
+
+def broken_registry(tmp_path: Path) -> Path:
+    """The repo registry plus ``yolox-nano:1-bad``: the batch-1 file with a wrong sha256."""
+    from pipeline.inference.registry import DEFAULT_REGISTRY_PATH
+
+    raw = yaml.safe_load(DEFAULT_REGISTRY_PATH.read_text())
+    bad = dict(next(m for m in raw["models"] if m["version"] == "1-b1"), version="1-bad", sha256="0" * 64)
+    raw["models"].append(bad)
+    path = tmp_path / "registry.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_a_broken_promoted_version_is_rolled_back_by_itself(settings: Settings, pets09: Path,
+                                                           tmp_path: Path) -> None:
+    from pipeline.inference.registry import default_models_dir
+
+    settings = with_overrides(settings, models={"registry": broken_registry(tmp_path), "dir": default_models_dir()},
+                              inference={"max_batch": 4, "max_pending_frames": 8})
+    worker = WorkerThread(settings, follow=True, group_id=group(settings, "broken"), idle_exit_s=20).start()
+    stop = threading.Event()
+    keys: list[tuple[str, int]] = []
+
+    def feed() -> None:  # frames keep coming while the broken version is promoted and rolled back
+        seq = 0
+        while not stop.is_set() and seq < 60:
+            keys.extend(produce_frames(settings, pets09, range(seq, seq + 2)))
+            seq += 2
+            time.sleep(0.1)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    try:
+        time.sleep(1.0)
+        control.change(settings, lambda a: am.promote(a, "yolox-nano:1-bad", "mallory", control.now_ms()))
+        wait_for(lambda: control.read_assignment(settings).primary == "yolox-nano:1", 30, "the automatic rollback")
+        feeder.join()
+        got = read_detections(settings, keys)
+    finally:
+        stop.set()
+        feeder.join()
+        worker.worker.stop()
+        worker.join()
+    a = control.read_assignment(settings)
+    assert a.action == "rollback" and a.changed_by.startswith("auto:") and "sha256 mismatch" in a.reason
+    assert set(got) == set(keys)  # detections never stopped
+    assert {r["model_version"] for records in got.values() for r in records} == {"1"}
+    audit = make_client(settings.clickhouse).execute(
+        "SELECT action, changed_by, primary_model FROM model_audit ORDER BY revision")
+    assert [(x, y.split(":")[0], z) for x, y, z in audit] == [
+        ("promote", "mallory", "yolox-nano:1-bad"), ("rollback", "auto", "yolox-nano:1")]
+    alerts = read_topic(settings, topics.ALERTS, until=lambda m: len(m) >= 1, timeout_s=10)
+    alert = default_codec().decode_as(alerts[0].value(), ALERT)
+    assert alert["alert_id"] == "model_failover:yolox-nano:1-bad" and alert["state"] == "firing"
