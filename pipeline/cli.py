@@ -28,6 +28,7 @@ COMMAND_MODULES: list[str] = [
     "pipeline.sinks.commands",
     "pipeline.aggregation.commands",
     "pipeline.serving.commands",
+    "pipeline.shadow.commands",
     "pipeline.alerts.commands",
 ]
 
