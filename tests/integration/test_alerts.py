@@ -126,3 +126,36 @@ def _wait_rows(settings: Settings, n: int, timeout_s: float = 30) -> list[tuple]
         if len(rows) >= n or time.monotonic() > deadline:
             return rows
         time.sleep(0.3)
+
+
+def _insert_stats(settings: Settings, frames: int, errors: int, p95_ms: float) -> None:
+    from pipeline.sinks.clickhouse import server_version
+    from pipeline.sinks.migrations import Features
+
+    client = make_client(settings.clickhouse)
+    ts_ms = int(time.time() * 1000)
+    ts = ts_ms if Features.for_version(server_version(client)).datetime64 else ts_ms // 1000
+    client.execute(
+        "INSERT INTO inference_stats (ts_ms, ts, worker_id, model_name, model_version, batches, frames, errors,"
+        " batch_size_mean, batch_size_max, queue_wait_ms_p50, queue_wait_ms_p95, inference_ms_p50,"
+        " inference_ms_p95, frames_per_s, lag_ms_max) VALUES",
+        [(ts_ms, ts, "w1", "yolox-nano", "1", 1, frames, errors, 1.0, 1, 0.0, 0.0, 1.0, p95_ms, 10.0, 0.0)])
+
+
+def test_inference_error_rate_from_inference_stats_fires_then_resolves(settings: Settings, tmp_path: Path) -> None:
+    rules = [{"type": "inference", "name": "model-health", "max_error_rate": 0.1, "window_ms": 60_000}]
+    config = write_config(settings, tmp_path / "camcount.yaml",
+                          alerts={"rules": rules, "inference_poll_interval_ms": 1_000})
+    worker = start_worker(config, "-v", "alerter", log=tmp_path / "alerter.log")
+    try:
+        _insert_stats(settings, frames=50, errors=50, p95_ms=10.0)  # half the frames failed
+        got = _alerts(settings, lambda a: len(a) >= 1, worker)
+        time.sleep(2)  # still above: nothing more is published
+        _insert_stats(settings, frames=950, errors=0, p95_ms=10.0)  # 50 errors in 1,050 frames over the window
+        got = _alerts(settings, lambda a: len(a) >= 2, worker, timeout_s=30)
+    finally:
+        _stop(worker)
+    assert [(a["state"], a["kind"], a["alert_id"], a["value"], a["camera_id"]) for a in got] == [
+        ("firing", "inference_errors", "model-health/yolox-nano:1/errors", 0.5, None),
+        ("resolved", "inference_errors", "model-health/yolox-nano:1/errors", 50 / 1050, None),
+    ]
