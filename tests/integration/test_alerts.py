@@ -159,3 +159,26 @@ def test_inference_error_rate_from_inference_stats_fires_then_resolves(settings:
         ("firing", "inference_errors", "model-health/yolox-nano:1/errors", 0.5, None),
         ("resolved", "inference_errors", "model-health/yolox-nano:1/errors", 50 / 1050, None),
     ]
+
+
+def test_restart_while_firing_publishes_no_second_firing(settings: Settings, tmp_path: Path) -> None:
+    """The condition state is restored from the changelog: a restarted alerter remembers what fires."""
+    config = write_config(settings, tmp_path / "camcount.yaml",
+                          alerts={"rules": RULES[:1], "commit_interval_ms": 200})
+    events = topics.name(settings, topics.COUNT_EVENTS)
+    produce(settings, events, [_sample(ms, 5) for ms in range(0, 5_000, 500)])  # above for 4.5 s: fires at 3 s
+    worker = start_worker(config, "-v", "alerter", log=tmp_path / "alerter-1.log")
+    try:
+        assert [a["state"] for a in _alerts(settings, lambda a: len(a) >= 1, worker)] == ["firing"]
+        time.sleep(1)  # past a commit
+    finally:
+        _stop(worker)
+    produce(settings, events, [_sample(ms, 5) for ms in range(5_000, 8_000, 500)] + [_sample(8_000, 0)])
+    worker = start_worker(config, "-v", "alerter", log=tmp_path / "alerter-2.log")
+    try:
+        got = _alerts(settings, lambda a: len(a) >= 2, worker)
+        time.sleep(2)
+        got = _alerts(settings, lambda a: False, worker, timeout_s=5)
+    finally:
+        _stop(worker)
+    assert [(a["state"], a["ts_ms"] - T0_MS) for a in got] == [("firing", 3_000), ("resolved", 8_000)]
