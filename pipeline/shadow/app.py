@@ -5,7 +5,8 @@ Both topics are keyed by camera_id with the same partition count, so one agent o
 sees every frame of a camera from both sides; ``join.Joiner`` pairs them by frame and
 closes windows. The join state is in memory: a restart loses the open windows (at most
 ``window_ms + max_wait_ms`` of comparisons), which is acceptable for statistics that are
-recomputed every window; rows are keyed by window, so a replay replaces them.
+recomputed every window; rows are keyed by window, so a replay replaces them. Windows
+still open at shutdown are not written (they close by watermark or end of stream).
 """
 
 from __future__ import annotations
@@ -79,11 +80,5 @@ def build_app(settings: Settings, registry: ModelRegistry, options: CompareOptio
             due = joiner.add(SHADOW if msg.topic == shadow_topic else PRIMARY, record)
             if due:
                 await loop.run_in_executor(None, write_rows, settings, due)
-
-    @app.on_shutdown.connect
-    async def _flush(app_: faust.App, **kwargs: Any) -> None:
-        rest = joiner.flush()
-        if rest:
-            write_rows(settings, rest)
 
     return app

@@ -154,3 +154,56 @@ def test_a_broken_promoted_version_is_rolled_back_by_itself(settings: Settings, 
     alerts = read_topic(settings, topics.ALERTS, until=lambda m: len(m) >= 1, timeout_s=10)
     alert = default_codec().decode_as(alerts[0].value(), ALERT)
     assert alert["alert_id"] == "model_failover:yolox-nano:1-bad" and alert["state"] == "firing"
+
+
+def test_an_identical_candidate_agrees_fully_with_the_primary(settings: Settings, pets09: Path,
+                                                              tmp_path: Path) -> None:
+    from tests.kafka_helpers import start_worker
+
+    # Pedestrians enter the lower part of the view: about 11 zone events per camera in 20 frames.
+    rule = {"type": "zone", "name": "lower", "polygon": [[0, .3], [1, .3], [1, 1], [0, 1]], "classes": ["person"]}
+    cameras = [{"id": f"cam-{c}", "source": str(pets09), "rules": [rule]} for c in range(2)]
+    settings = with_overrides(settings, cameras=cameras, inference={"max_batch": 4, "max_pending_frames": 8})
+    control.change(settings, lambda a: am.set_shadow(a, B1, 1.0, "test", control.now_ms()))
+    comparator = start_worker(write_config(settings, tmp_path / "camcount.yaml"), "-v", "compare",
+                              "--window-s", "60", "--loglevel", "info", log=tmp_path / "compare.log")
+    primary = WorkerThread(settings, follow=True, group_id=group(settings, "primary"), idle_exit_s=5).start()
+    shadow = WorkerThread(settings, model=B1, role="shadow", idle_exit_s=5).start()
+    try:
+        keys = produce_frames(settings, pets09, range(0, 20), end_of_stream=True)  # 40 frames, 2 cameras
+        client = make_client(settings.clickhouse)
+        query = ("SELECT camera_id, primary_version, candidate_version, frames_compared, class_name, matched, "
+                 "candidate_boxes, primary_boxes, precision, recall, count_diff, candidate_latency_p50_ms "
+                 "FROM model_comparison ORDER BY camera_id")
+
+        def done() -> bool:
+            assert comparator.poll() is None, (tmp_path / "compare.log").read_text()[-3000:]
+            return sum(r[3] for r in client.execute(query)) >= len(keys)
+
+        wait_for(done, 120, "comparison rows")
+        rows = client.execute(query)
+    finally:
+        primary.worker.stop()
+        shadow.worker.stop()
+        comparator.terminate()
+        comparator.wait(30)
+    assert primary.join()["finished"] == 42 and shadow.join()["finished"] == 42  # 40 frames + 2 end markers
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [("cam-0", "1", "1-b1", 20), ("cam-1", "1", "1-b1", 20)]
+    for camera, *_, classes, matched, cand, prim, precision, recall, count_diff, latency in rows:
+        assert "person" in classes and sum(prim) >= 40  # several pedestrians in every frame
+        assert matched == cand == prim, f"{camera}: {list(zip(classes, matched, cand, prim))}"
+        assert set(precision) == set(recall) == {1.0} and count_diff == 0 and latency > 0
+    assert primary_count_events(settings, keys) > 10  # the count difference of 0 is not 0 - 0
+
+
+def primary_count_events(settings: Settings, keys: list) -> int:
+    """Count events the counting rules make of the primary's detections of ``keys``."""
+    from pipeline.counting.processor import CountingProcessor
+    from pipeline.inference.registry import registry_from_settings
+    from pipeline.shadow.join import PRIMARY, RuleCounts
+
+    registry = registry_from_settings(settings)
+    counts = RuleCounts(lambda: CountingProcessor(settings, lambda n, v: registry.class_names(registry.get(n, v)),
+                                                  settings.counting.tracker_params()))
+    got = read_detections(settings, keys)
+    return sum(counts((("yolox-nano", "1"), PRIMARY), got[key][0]) for key in sorted(keys, key=lambda k: k[1]))
