@@ -25,18 +25,22 @@ class OutgoingFrame:
         return self.camera_id.encode()
 
 
-def frame_message(camera_id: str, stream_id: str, seq: int, capture_ts_ms: int, image: EncodedImage,
+def frame_message(camera_id: str, stream_id: str, seq: int, capture_ts_ms: int, image: EncodedImage | None,
                   codec: Codec | None = None) -> OutgoingFrame:
-    """Encode one JPEG frame as an Avro ``Frame`` with a fresh ``traceparent`` header."""
+    """Encode one JPEG frame as an Avro ``Frame`` with a fresh ``traceparent`` header.
+
+    ``image=None`` makes the stream's end-of-stream marker: no image, ``end_of_stream`` set.
+    """
     value = (codec or default_codec()).encode(FRAME, {
         "camera_id": camera_id,
         "stream_id": stream_id,
         "seq": seq,
         "capture_ts_ms": capture_ts_ms,
-        "width": image.width,
-        "height": image.height,
+        "width": image.width if image else 0,
+        "height": image.height if image else 0,
         "encoding": "jpeg",
-        "data": image.data,
+        "data": image.data if image else b"",
+        "end_of_stream": image is None,
     })
     return OutgoingFrame(camera_id, seq, capture_ts_ms, value, (("traceparent", new_traceparent().encode()),))
 

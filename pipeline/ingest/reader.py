@@ -223,7 +223,23 @@ class CameraReader:
             if timeline.missing_pts:  # usual for the first frame of an RTSP session, before RTCP sync
                 log.info("camera %s: %d frames had no timestamp; spaced by the stream's frame interval",
                          self.camera.id, timeline.missing_pts)
+        if not self.live and not self.camera.loop and not self._end_of_stream(stream_id, timeline):
+            return Outcome.STOPPED, decoded, ""
         return Outcome.EOF, decoded, ""
+
+    def _end_of_stream(self, stream_id: str, timeline: _Timeline) -> bool:
+        """Tell downstream the file ended, so its open windows become final now (False if stopped).
+
+        The marker is a Frame message like the others (counted as sampled and sent), without an image.
+        """
+        assert self._clock is not None
+        item = frame_message(self.camera.id, stream_id, self._seq, self._clock.capture_ts_ms(timeline.end_s()),
+                             None, self._codec)
+        self._seq += 1
+        if not self._put(item):
+            return False
+        self.stats.add(frames_sampled=1)
+        return True
 
     def _decode(self, packet: av.Packet) -> list[av.VideoFrame]:
         try:

@@ -72,7 +72,11 @@ class FramesReader:
                 return self.frames
 
     def of(self, camera_id: str) -> list[ReadFrame]:
-        return [f for f in self.frames if f.camera_id == camera_id]
+        """The camera's image frames (end-of-stream markers left out: see ``markers``)."""
+        return [f for f in self.frames if f.camera_id == camera_id and not f.frame["end_of_stream"]]
+
+    def markers(self, camera_id: str) -> list[ReadFrame]:
+        return [f for f in self.frames if f.camera_id == camera_id and f.frame["end_of_stream"]]
 
     def close(self) -> None:
         self._consumer.close()

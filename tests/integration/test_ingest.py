@@ -58,18 +58,23 @@ def test_sample_clips_into_frames(kafka_settings: Settings, pets09: Path, street
     stats = IngestWorker(settings, start_ms=START_MS).run()
     reader = FramesReader(settings)
     try:
-        reader.read(until=398 + 453)
+        reader.read(until=398 + 453 + 2)
     finally:
         reader.close()
 
     # pets09: 795 frames at 10 fps = 79.5 s; at 5 fps that is 398 frames, exactly 200 ms apart.
     pets = reader.of("pets09")
-    assert len(pets) == 398 == stats["pets09"]["frames_sent"]
+    assert len(pets) == 398 == stats["pets09"]["frames_sent"] - 1  # + the end-of-stream marker
     assert [f.frame["seq"] for f in pets] == list(range(398))
+    # The end of the file is announced after its last frame, on the same stream.
+    (end,) = reader.markers("pets09")
+    assert end.frame["seq"] == 398 and end.frame["data"] == b""
+    assert end.frame["stream_id"] == pets[-1].frame["stream_id"]
+    assert end.frame["capture_ts_ms"] > pets[-1].frame["capture_ts_ms"]
     assert [f.frame["capture_ts_ms"] for f in pets] == [START_MS + 200 * i for i in range(398)]
     # street: 37.65 s from first to last frame at 24.04 fps; at 12 fps 453 frames, one stream.
     street = reader.of("street")
-    assert len(street) == 453 == stats["street"]["frames_sent"]
+    assert len(street) == 453 == stats["street"]["frames_sent"] - 1
     assert [f.frame["seq"] for f in street] == list(range(453))
     stamps = [f.frame["capture_ts_ms"] for f in street]
     assert stamps[0] == START_MS and stamps[-1] <= START_MS + 37_688
@@ -178,7 +183,7 @@ def test_truncated_and_corrupt_files_warn_or_fail_clearly(kafka_settings: Settin
     # Cut short: it ends early, with what was there.
     assert stats["truncated_avi"]["state"] == "ended" and 200 <= stats["truncated_avi"]["frames_sent"] < 398
     # The healthy camera beside them is untouched.
-    assert stats["good"]["state"] == "ended" and stats["good"]["frames_sent"] == 398
+    assert stats["good"]["state"] == "ended" and stats["good"]["frames_sent"] == 398 + 1  # + end marker
 
     reader = FramesReader(settings)
     try:
@@ -187,7 +192,8 @@ def test_truncated_and_corrupt_files_warn_or_fail_clearly(kafka_settings: Settin
         reader.close()
     for name in ("corrupt_mp4", "truncated_avi", "good"):
         frames = reader.of(name)
-        assert len(frames) == stats[name]["frames_sent"]
+        assert len(frames) == stats[name]["frames_sent"] - 1  # the end-of-stream marker is not an image
+        assert len(reader.markers(name)) == 1
         assert [f.frame["seq"] for f in frames] == list(range(len(frames)))
         assert all(f.image() is not None for f in frames)
 
@@ -219,8 +225,8 @@ def test_backpressure_when_the_broker_is_unreachable(base_settings: Settings, pe
         assert during["frames_sampled"] <= 5 + 4 + 1  # held back: buffer + queue + the one in hand
         assert final["frames_dropped"] == 0 and final["state"] == "stopped"
     else:
-        assert during["frames_sampled"] == 795 and during["state"] == "ended"  # read the whole file
-        assert final["frames_dropped"] == 795 - final["frames_failed"] >= 780
+        assert during["frames_sampled"] == 795 + 1 and during["state"] == "ended"  # whole file + end marker
+        assert final["frames_dropped"] == 795 + 1 - final["frames_failed"] >= 780
 
 
 def make_hls(clip: Path, folder: Path) -> Path:

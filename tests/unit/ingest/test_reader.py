@@ -32,7 +32,23 @@ def read_all(camera: CameraConfig, cfg: IngestConfig | None = None, start_ms: in
     while (item := q.get(0)) is not None:
         items.append(item)
     assert q.finished()
-    return [default_codec().decode_as(i.value, FRAME) for i in items], items, stats
+    decoded = [default_codec().decode_as(i.value, FRAME) for i in items]
+    images = [i for i, f in enumerate(decoded) if not f["end_of_stream"]]  # end marker: see its own test
+    return [decoded[i] for i in images], [items[i] for i in images], stats
+
+
+def test_a_file_that_ends_is_followed_by_an_end_of_stream_marker(street_cars: Path):
+    q: FrameQueue[OutgoingFrame] = FrameQueue()
+    q.add_camera("s", 100_000)
+    CameraReader(CameraConfig(id="s", source=str(street_cars), fps=2), IngestConfig(), q, CameraStats("s"),
+                 threading.Event(), START_MS, None).run()
+    frames = []
+    while (item := q.get(0)) is not None:
+        frames.append(default_codec().decode_as(item.value, FRAME))
+    *images, end = frames
+    assert not any(f["end_of_stream"] for f in images)
+    assert end["end_of_stream"] and end["data"] == b"" and end["seq"] == len(images)
+    assert end["stream_id"] == images[-1]["stream_id"] and end["capture_ts_ms"] > images[-1]["capture_ts_ms"]
 
 
 def test_file_sampled_by_presentation_time(pets09: Path):
@@ -44,7 +60,7 @@ def test_file_sampled_by_presentation_time(pets09: Path):
     assert len({f["stream_id"] for f in frames}) == 1
     assert {(f["width"], f["height"], f["encoding"]) for f in frames} == {(768, 576, "jpeg")}
     snap = stats.snapshot()
-    assert (snap["frames_read"], snap["frames_sampled"], snap["decode_errors"], snap["state"]) == (795, 398, 0, "ended")
+    assert (snap["frames_read"], snap["frames_sampled"], snap["decode_errors"], snap["state"]) == (795, 398 + 1, 0, "ended")  # + end marker
     traceparents = [dict(i.headers)["traceparent"].decode() for i in items]
     assert all(parse_traceparent(t) for t in traceparents) and len(set(traceparents)) == 398
     image = cv2.imdecode(np.frombuffer(frames[-1]["data"], np.uint8), cv2.IMREAD_COLOR)
