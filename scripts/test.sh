@@ -8,5 +8,7 @@ already_up=false
 alive "$STATE/run/kafka.pid" "$KAFKA_PATTERN" && alive "$STATE/run/clickhouse.pid" "$CH_PATTERN" && already_up=true
 bash infra/up.sh
 $already_up || trap 'bash infra/down.sh' EXIT
+# The RTSP ingest tests serve a clip with GStreamer's RTSP server (Debian packages).
+bash infra/rtsp/install.sh
 
 .venv/bin/python -m pytest "$@"

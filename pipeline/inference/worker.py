@@ -74,7 +74,7 @@ class InferenceWorker:
         self.cfg = cfg
         self.detector = detector
         self.worker_id = worker_id or cfg.worker_id or f"{socket.gethostname()}-{os.getpid()}"
-        self.group_id = group_id or cfg.group_id
+        self.group_id = group_id or topics.name(settings, cfg.group_id)  # prefixed like the topics
         self.log = _WorkerLog(log, {"worker": self.worker_id})
         self._input_topic = topics.name(settings, input_topic)
         self._output_topic = topics.name(settings, output_topic)
