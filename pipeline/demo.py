@@ -1,23 +1,28 @@
-"""``camcount demo``: start the local services, run the pipeline on a sample, print what ClickHouse holds.
+"""``camcount demo``: the whole pipeline on the sample clips, counts printed from ClickHouse.
 
-Foundation stage: one WindowCount record makes the whole trip (codec → Kafka → codec →
-ClickHouse → analyst view) so a fresh machine proves every moving part answers.
+Starts the local Kafka and ClickHouse (unless already running), declares topics for this
+run (its own prefix), migrates, runs ingest → inference → counter → aggregator → sink as
+separate processes, waits until every window is final, prints the per-minute counts read
+back from ClickHouse, then stops what it started and deletes the run's topics.
 """
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import tempfile
 import time
-import uuid
+from pathlib import Path
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
 
-from pipeline.codec import WINDOW_COUNT, default_codec
 from pipeline.config import REPO_ROOT, Settings
-from pipeline.exceptions import CamcountError
-from pipeline.kafka import topics
-from pipeline.kafka.clients import consumer_config, producer_config
+from pipeline.exceptions import CamcountError, ModelIntegrityError
+from pipeline.kafka.clients import common_config
+from pipeline.kafka.topics import create_topics
+from pipeline.launcher import LocalPipeline, per_minute_counts
+from pipeline.samples import sample_clip
 from pipeline.sinks.clickhouse import make_client, wait_until_up
 from pipeline.sinks.migrations import migrate
 
@@ -26,63 +31,93 @@ def progress(message: str) -> None:
     print(f"[demo] {message}", file=sys.stderr, flush=True)
 
 
-def _infra(action: str) -> None:
-    if subprocess.call(["bash", str(REPO_ROOT / "infra" / f"{action}.sh")]) != 0:
-        raise CamcountError(f"infra/{action}.sh failed")
-
-
-def _round_trip(settings: Settings) -> dict:
-    codec = default_codec()
-    topic = topics.name(settings, topics.COUNTS)
-    now_ms = int(time.time() // 60 * 60_000)
-    record = dict(camera_id="demo", rule="road", class_name="person", direction="in",
-                  window_start_ms=now_ms, window_end_ms=now_ms + 60_000, count=1, version=1, final=True)
-    producer = Producer(producer_config(settings.kafka))
-    producer.produce(topic, key=b"demo", value=codec.encode(WINDOW_COUNT, record))
-    if producer.flush(30):
-        raise CamcountError("Kafka did not acknowledge the demo record")
-    consumer = Consumer(consumer_config(settings.kafka, f"demo-{uuid.uuid4().hex[:8]}"))
-    consumer.subscribe([topic])
+def _reachable(address: str) -> bool:
+    host, _, port = address.rpartition(":")
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is not None and not msg.error() and msg.key() == b"demo":
-                got = codec.decode_as(msg.value(), WINDOW_COUNT)
-                if got == record:
-                    return got
-        raise CamcountError("the demo record did not come back from Kafka")
-    finally:
-        consumer.close()
+        socket.create_connection((host, int(port)), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def _ensure_model(settings: Settings) -> None:
+    """Without the shared folder, fetch the primary model from its public release (sha256-pinned)."""
+    from pipeline.inference.fetch import fetch_model
+    from pipeline.inference.registry import registry_from_settings
+
+    registry = registry_from_settings(settings)
+    spec = registry.get(*settings.models.primary.split(":", 1))
+    try:
+        registry.resolve_file(spec)
+    except ModelIntegrityError:
+        progress(f"model {spec.key} not found locally; fetching it into {registry.cache_dir}")
+        fetch_model(spec, registry.cache_dir)
+
+
+def demo_settings(settings: Settings, run_id: str) -> tuple[Settings, list[str]]:
+    """The config's cameras that have a readable file (the pets09 clip always), with a run prefix."""
+    raw = settings.model_dump(mode="python")
+    cameras = []
+    for cam in raw["cameras"]:
+        source = Path(cam["source"])
+        if cam["id"] == "pets09":
+            cam["source"] = str(sample_clip())
+        elif not (source if source.is_absolute() else REPO_ROOT / source).is_file():
+            progress(f"camera {cam['id']}: {source} not found, left out")
+            continue
+        cameras.append(cam)
+    if not cameras:
+        raise CamcountError("the config has no camera whose source file exists")
+    raw["cameras"] = cameras
+    raw["topics"]["prefix"] = f"demo-{run_id}."
+    raw["kafka"]["sasl_password"] = settings.kafka.sasl_password
+    raw["clickhouse"]["password"] = settings.clickhouse.password
+    return Settings.model_validate(raw), [c["id"] for c in cameras]
+
+
+def _print_counts(rows: list[tuple]) -> None:
+    print(f"{'window_start (UTC)':<20} {'camera':<8} {'rule':<10} {'class':<8} {'dir':<4} {'count':>5}")
+    for start, camera, rule, cls, direction, count in rows:
+        print(f"{start:%Y-%m-%d %H:%M}     {camera:<8} {rule:<10} {cls:<8} {direction:<4} {count:>5}")
+    totals: dict[tuple, int] = {}
+    for _, camera, rule, cls, direction, count in rows:
+        totals[(camera, rule, cls, direction)] = totals.get((camera, rule, cls, direction), 0) + count
+    print("\ntotals: " + ", ".join(f"{c}/{r}/{k} {d}={n}" for (c, r, k, d), n in sorted(totals.items())))
 
 
 def run_demo(settings: Settings, keep_running: bool = False) -> int:
-    from pipeline.kafka.topics import create_topics
-
-    progress("starting Kafka and ClickHouse (infra/up.sh)")
-    _infra("up")
+    already_up = _reachable(settings.kafka.bootstrap_servers) and _reachable(
+        f"{settings.clickhouse.host}:{settings.clickhouse.port}")
+    if not already_up:
+        progress("starting Kafka and ClickHouse (infra/up.sh)")
+        if subprocess.call(["bash", str(REPO_ROOT / "infra" / "up.sh")]) != 0:
+            raise CamcountError("infra/up.sh failed")
+    run_id = time.strftime("%Y%m%d%H%M%S")
+    run, cameras = demo_settings(settings, run_id)
+    workdir = Path(tempfile.mkdtemp(prefix=f"camcount-demo-{run_id}-"))
+    pipeline = LocalPipeline(run, workdir, progress)
     try:
-        progress("creating topics and migrating the ClickHouse schema")
-        create_topics(settings)
-        version = wait_until_up(settings.clickhouse)
-        migrate(make_client(settings.clickhouse, database="default"), settings.clickhouse.database, version)
-        progress("sending a WindowCount through Kafka")
-        rec = _round_trip(settings)
-        client = make_client(settings.clickhouse)
-        client.execute(
-            "INSERT INTO counts (camera_id, rule, class_name, direction, window_start, window_end, count, "
-            "version, final) VALUES",
-            [(rec["camera_id"], rec["rule"], rec["class_name"], rec["direction"], rec["window_start_ms"] // 1000,
-              rec["window_end_ms"] // 1000, rec["count"], rec["version"], int(rec["final"]))],
-        )
-        rows = client.execute(
-            "SELECT camera_id, rule, class_name, direction, window_start, count FROM counts_latest "
-            "WHERE camera_id = %(camera)s ORDER BY window_start DESC LIMIT 1", {"camera": "demo"})
-        print("camera_id\trule\tclass\tdirection\twindow_start\tcount")
-        for row in rows:
-            print("\t".join(str(v) for v in row))
+        _ensure_model(run)
+        progress(f"creating topics (prefix {run.topics.prefix}) and migrating ClickHouse")
+        create_topics(run)
+        migrate(make_client(run.clickhouse, database="default"), run.clickhouse.database,
+                wait_until_up(run.clickhouse))
+        pipeline.start_workers()
+        start_ms = int(time.time() // 60 * 60_000)
+        progress(f"ingesting {', '.join(cameras)} (capture times from {time.strftime('%H:%M', time.gmtime(start_ms / 1000))} UTC)")
+        pipeline.ingest(start_ms, timeout_s=900)
+        progress("ingest done; waiting for the workers to drain their topics")
+        pipeline.wait_drained(timeout_s=900)
+        progress("waiting until every window is final in ClickHouse")
+        pipeline.wait_final(cameras, start_ms, timeout_s=300)
+        _print_counts(per_minute_counts(run, cameras, start_ms))
         return 0
     finally:
-        if not keep_running:
+        pipeline.stop()
+        admin = AdminClient(common_config(run.kafka))
+        ours = [t for t in admin.list_topics(timeout=10).topics if t.startswith(run.topics.prefix)]
+        if ours:  # the run's topics, faust's changelogs included
+            admin.delete_topics(ours)
+        if not already_up and not keep_running:
             progress("stopping Kafka and ClickHouse (infra/down.sh)")
-            _infra("down")
+            subprocess.call(["bash", str(REPO_ROOT / "infra" / "down.sh")])
