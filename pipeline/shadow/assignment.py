@@ -19,6 +19,8 @@ from typing import Any
 
 from pipeline.exceptions import CamcountError
 
+#: Avro record name of the model-control value (schemas/model_assignment.avsc).
+MODEL_ASSIGNMENT = "camcount.ModelAssignment"
 #: Rollback history kept on the topic; older primaries drop off (the value stays small).
 MAX_HISTORY = 10
 _HASH_SPACE = float(2**64)
@@ -121,9 +123,11 @@ def _next(a: Assignment, action: str, by: str, now_ms: int, reason: str = "", **
                    reason=reason, **changes)
 
 
-def promote(a: Assignment, model: str, by: str, now_ms: int, reason: str = "") -> Assignment:
+def promote(a: Assignment, model: str, by: str, now_ms: int, reason: str = "",
+            limits: FailoverLimits | None = None) -> Assignment:
     """``model`` becomes primary; the old primary goes on the rollback stack. A promoted
-    candidate stops running in shadow and stops being the canary."""
+    candidate stops running in shadow and stops being the canary. ``limits`` (default:
+    the defaults) judge the promoted version until the next change."""
     parse_model_key(model)
     if model == a.primary:
         raise AssignmentError(f"{model} is already the primary")
@@ -131,7 +135,7 @@ def promote(a: Assignment, model: str, by: str, now_ms: int, reason: str = "") -
     shadows = tuple(s for s in a.shadows if s.model != model)
     canary = None if a.canary is not None and a.canary.model == model else a.canary
     return _next(a, "promote", by, now_ms, reason, primary=model, history=history, shadows=shadows,
-                 canary=canary)
+                 canary=canary, limits=limits or FailoverLimits())
 
 
 def rollback(a: Assignment, by: str, now_ms: int, reason: str = "", failed: str | None = None) -> Assignment:
@@ -141,7 +145,10 @@ def rollback(a: Assignment, by: str, now_ms: int, reason: str = "", failed: str 
         return a
     if not a.history:
         raise AssignmentError(f"nothing to roll back to: {a.primary} has no predecessor")
-    return _next(a, "rollback", by, now_ms, reason, primary=a.history[-1], history=a.history[:-1])
+    # The version rolled back to served before: judged by the default limits again, so a
+    # strict limit set for a candidate cannot roll back its predecessor too.
+    return _next(a, "rollback", by, now_ms, reason, primary=a.history[-1], history=a.history[:-1],
+                 limits=FailoverLimits())
 
 
 def set_shadow(a: Assignment, model: str, rate: float, by: str, now_ms: int) -> Assignment:
@@ -186,7 +193,3 @@ def from_record(r: dict[str, Any]) -> Assignment:
         revision=r["revision"], action=r["action"], changed_by=r["changed_by"],
         changed_at_ms=r["changed_at_ms"], reason=r["reason"],
     )
-
-
-#: Avro record name of the model-control value.
-MODEL_ASSIGNMENT = "camcount.ModelAssignment"

@@ -38,6 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     canary.add_argument("--share", type=_fraction, required=True, help="fraction of cameras, 0..1")
     promote = sub.add_parser("promote", help="make a version the primary")
     promote.add_argument("model", metavar="NAME:VER")
+    promote.add_argument("--max-error-rate", type=_fraction, default=0.5,
+                         help="roll back by itself when more of its recent runs fail (default 0.5)")
+    promote.add_argument("--max-latency-ms", type=float, default=5000.0,
+                         help="... or when its recent run time p95 exceeds this (default 5000)")
+    promote.add_argument("--min-batches", type=int, default=5,
+                         help="runs seen before judging (default 5)")
     rollback = sub.add_parser("rollback", help="the previous primary serves again")
     for p, handler in ((shadow, _shadow), (canary, _canary), (promote, _promote), (rollback, _rollback)):
         p.add_argument("--by", help="who makes the change (default: $CAMCOUNT_USER or $USER)")
@@ -106,7 +112,8 @@ def _promote(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.shadow.control import now_ms
 
     model = _known(settings, args.model)
-    return _apply(settings, lambda a: am.promote(a, model, _who(args), now_ms(), args.reason))
+    limits = am.FailoverLimits(args.max_error_rate, args.max_latency_ms, args.min_batches)
+    return _apply(settings, lambda a: am.promote(a, model, _who(args), now_ms(), args.reason, limits))
 
 
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:

@@ -207,3 +207,33 @@ def primary_count_events(settings: Settings, keys: list) -> int:
                                                   settings.counting.tracker_params()))
     got = read_detections(settings, keys)
     return sum(counts((("yolox-nano", "1"), PRIMARY), got[key][0]) for key in sorted(keys, key=lambda k: k[1]))
+
+
+def test_a_version_over_its_latency_limit_is_rolled_back_by_itself(settings: Settings, pets09: Path,
+                                                                   tmp_path: Path) -> None:
+    settings = with_overrides(settings, inference={"max_batch": 4, "max_pending_frames": 8})
+    cfg = str(write_config(settings, tmp_path / "camcount.yaml"))
+    worker = WorkerThread(settings, follow=True, group_id=group(settings, "slow"), idle_exit_s=20).start()
+    live = worker.worker._live
+    try:
+        first = produce_frames(settings, pets09, range(0, 6))
+        read_detections(settings, first)
+        # Every real run takes more than 0.01 ms: the limit is crossed after --min-batches runs.
+        assert cli(["-c", cfg, "models", "promote", B1, "--max-latency-ms", "0.01", "--min-batches", "3",
+                    "--by", "ops"]) == 0
+        wait_for(lambda: live.counts["swaps"] == 1, what="the swap to 1-b1")
+        second = produce_frames(settings, pets09, range(6, 26))
+        wait_for(lambda: control.read_assignment(settings).primary == "yolox-nano:1", 30, "the automatic rollback")
+        wait_for(lambda: live.counts["swaps"] == 2, what="the swap back to 1")
+        third = produce_frames(settings, pets09, range(26, 30))
+        got = read_detections(settings, first + second + third)
+    finally:
+        worker.worker.stop()
+        worker.join()
+    a = control.read_assignment(settings)
+    assert a.changed_by.startswith("auto:") and "run time p95" in a.reason
+    assert set(got) == set(first + second + third)
+    for camera in ("cam-0", "cam-1"):
+        versions = [got[(camera, seq)][0]["model_version"] for seq in range(30)]
+        changes = [v for i, v in enumerate(versions) if i == 0 or v != versions[i - 1]]
+        assert changes == ["1", "1-b1", "1"], versions  # served by 1-b1 for a few batches, then 1 again

@@ -89,3 +89,10 @@ def test_the_avro_record_round_trips() -> None:
     codec = default_codec()
     decoded = codec.decode_as(codec.encode(am.MODEL_ASSIGNMENT, am.to_record(a)), am.MODEL_ASSIGNMENT)
     assert am.from_record(decoded) == a
+
+
+def test_limits_judge_the_promoted_version_only() -> None:
+    strict = am.FailoverLimits(max_latency_ms=1.0)
+    promoted = am.promote(Assignment(A), B, "x", 1, limits=strict)
+    assert promoted.limits == strict
+    assert am.rollback(promoted, "auto", 2, failed=B).limits == am.FailoverLimits()
