@@ -8,6 +8,7 @@ the end-to-end tests both use it.
 
 from __future__ import annotations
 
+import logging
 import signal
 import subprocess
 import sys
@@ -18,13 +19,15 @@ from typing import Callable
 
 import yaml
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from pipeline.config import Settings
 from pipeline.kafka import topics
 from pipeline.kafka.clients import consumer_config
 from pipeline.exceptions import CamcountError
 from pipeline.sinks.clickhouse import make_client
+
+log = logging.getLogger(__name__)
 
 WORKERS = ("infer", "counter", "aggregate", "sink")
 
@@ -53,7 +56,7 @@ class LocalPipeline:
         return self.workdir / "camcount.yaml"
 
     def _spawn(self, name: str, *args: str) -> subprocess.Popen:
-        log = open(self.workdir / f"{name}.log", "wb")
+        log = open(self.workdir / f"{name}.log", "ab")
         proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "-c", str(self.config_path), *args],
                                 stdout=log, stderr=subprocess.STDOUT)
         self.procs[name] = proc
@@ -71,21 +74,35 @@ class LocalPipeline:
                 tail = (self.workdir / f"{name}.log").read_text(errors="replace")[-2000:]
                 raise CamcountError(f"worker {name} exited with {proc.returncode}:\n{tail}")
 
-    def ingest(self, start_ms: int, timeout_s: float) -> None:
-        """Stream every (file) camera once from ``start_ms`` and wait until ingest ends."""
+    def restart(self, name: str) -> None:
+        """Kill a worker with SIGKILL (a crash, no clean shutdown) and start it again."""
+        proc = self.procs[name]
+        proc.kill()
+        proc.wait(30)
+        self._spawn(name, name)
+        self.progress(f"killed and restarted {name}")
+
+    def ingest(self, start_ms: int, timeout_s: float,
+               while_running: Callable[[], None] = lambda: None) -> None:
+        """Stream every (file) camera once from ``start_ms`` and wait until ingest ends.
+
+        ``while_running`` is called about once a second meanwhile (tests inject faults there).
+        """
         proc = self._spawn("ingest", "ingest", "--start-ms", str(start_ms))
         deadline = time.monotonic() + timeout_s
         while proc.poll() is None:
             self.check_alive()
             if time.monotonic() > deadline:
                 raise CamcountError(f"ingest did not finish in {timeout_s:.0f}s")
+            while_running()
             time.sleep(1)
         if proc.returncode != 0:
             tail = (self.workdir / "ingest.log").read_text(errors="replace")[-2000:]
             raise CamcountError(f"ingest exited with {proc.returncode}:\n{tail}")
 
-    def consumer_lag(self) -> int:
-        """Messages not yet committed by the workers' consumer groups, over all their inputs."""
+    def consumer_lag(self) -> int | None:
+        """Messages not yet committed by the workers' consumer groups, over all their inputs
+        (None when the broker could not say just now: a leader moving, a rebalance)."""
         s = self.settings
         pairs = [(s.inference.group_id, topics.FRAMES), ("camcount-counter", topics.DETECTIONS),
                  (s.aggregation.app_id, topics.COUNT_EVENTS), (s.sink.group_id, topics.COUNTS),
@@ -99,6 +116,9 @@ class LocalPipeline:
                 for tp in consumer.committed(parts, timeout=10):
                     high = consumer.get_watermark_offsets(tp, timeout=10)[1]
                     lag += high - max(tp.offset, 0)
+            except KafkaException as exc:
+                log.info("consumer lag of %s unknown for now: %s", group, exc)
+                return None
             finally:
                 consumer.close()
         return lag
@@ -112,7 +132,8 @@ class LocalPipeline:
             quiet = quiet + 1 if lag == 0 else 0
             if quiet >= 2:
                 return
-            self.progress(f"pipeline backlog: {lag} messages") if lag else None
+            if lag:
+                self.progress(f"pipeline backlog: {lag} messages")
             time.sleep(2)
         raise CamcountError(f"the workers did not drain their topics in {timeout_s:.0f}s")
 

@@ -1,0 +1,59 @@
+"""The whole pipeline through the real broker and ClickHouse equals ``camcount count`` on the same clip."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import Settings
+from pipeline.launcher import LocalPipeline, per_minute_counts
+from tests.conftest import with_overrides
+
+START_MS = 1_767_225_600_000  # 2026-01-01 00:00 UTC: a minute boundary
+STREET = {"id": "street", "fps": 12, "resolution": [640, 352],
+          "rules": [{"type": "line", "name": "approach", "points": [[180, 200], [560, 200]],
+                     "classes": ["car", "truck", "bus", "motorcycle"]}]}
+
+
+def _offline_counts(config: Path, video: Path) -> dict[tuple, int]:
+    run = subprocess.run([sys.executable, "-m", "pipeline.cli", "-c", str(config), "count", str(video),
+                          "--camera", "street", "--json"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    return {(r["rule"], r["class"], r["direction"]): r["count"] for r in json.loads(run.stdout)["counts"]}
+
+
+def _warehouse_counts(settings: Settings) -> dict[tuple, int]:
+    totals: dict[tuple, int] = {}
+    for _, _, rule, cls, direction, count in per_minute_counts(settings, ["street"], START_MS):
+        totals[(rule, cls, direction)] = totals.get((rule, cls, direction), 0) + count
+    return totals
+
+
+@pytest.mark.parametrize("crash", [None, "counter", "infer"])
+def test_warehouse_counts_equal_offline_counts(settings: Settings, street_cars: Path, tmp_path: Path,
+                                               crash: str | None) -> None:
+    run = with_overrides(settings, cameras=[STREET | {"source": str(street_cars)}])
+    pipeline = LocalPipeline(run, tmp_path)
+    crashed = []
+
+    def fault() -> None:  # crash a worker once it is well into the clip
+        if crash and not crashed and (tmp_path / "ingest.log").exists() and (pipeline.consumer_lag() or 0) > 100:
+            pipeline.restart(crash)
+            crashed.append(crash)
+
+    try:
+        pipeline.start_workers()
+        pipeline.ingest(START_MS, timeout_s=300, while_running=fault)
+        pipeline.wait_drained(timeout_s=400)
+        pipeline.wait_final(["street"], START_MS, timeout_s=120)
+        warehouse = _warehouse_counts(run)
+    finally:
+        pipeline.stop()
+    assert not crash or crashed, "the fault was never injected"
+    offline = _offline_counts(pipeline.config_path, street_cars)
+    assert offline == {("approach", "car", "in"): 8}  # the clip's ground truth
+    assert warehouse == offline
