@@ -26,7 +26,7 @@ class InferenceConfig(Section):
     #: Frames polled but not yet batched. When full the worker pauses its partitions (Kafka
     #: holds the backlog); raising it rides out short stalls at the cost of memory
     #: (frames x ~50-300 KB of JPEG).
-    max_pending_frames: int = Field(32, ge=1)
+    max_pending_frames: int = Field(32, ge=1, le=100_000)
     #: Resume the partitions once the pending frames drop to this fraction of the maximum.
     #: Lower pauses less often (each pause drops librdkafka's prefetched data, re-fetched on
     #: resume) but risks running the model dry while the fetch restarts.

@@ -100,7 +100,7 @@ class InferenceWorker:
             decode_threads=cfg.decode_threads, prepared_queue_batches=cfg.prepared_queue_batches,
             output_queue_batches=cfg.output_queue_batches, inject_delay_ms=cfg.inject_delay_ms)
         self._overflow: deque[Message] = deque()  # polled, not yet accepted (batcher full)
-        self._assigned: set[TP] = set()
+        self._assigned: frozenset[TP] = frozenset()  # replaced, never mutated: safe to read anywhere
         self._paused = False
         self._paused_at_s = 0.0
         self._full_since_s: float | None = None
