@@ -14,5 +14,6 @@ stop() {  # stop NAME PIDFILE PATTERN
   say "$name: stopped (pid $pid)"
 }
 
-stop Kafka "$STATE/run/kafka.pid" "$KAFKA_PATTERN"
-stop ClickHouse "$STATE/run/clickhouse.pid" "$CH_PATTERN"
+services=" ${*:-kafka clickhouse} "  # `down.sh kafka` stops only Kafka
+[[ "$services" != *" kafka "* ]] || stop Kafka "$STATE/run/kafka.pid" "$KAFKA_PATTERN"
+[[ "$services" != *" clickhouse "* ]] || stop ClickHouse "$STATE/run/clickhouse.pid" "$CH_PATTERN"

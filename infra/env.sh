@@ -11,6 +11,14 @@ CH_HTTP_PORT="${CAMCOUNT_CLICKHOUSE_HTTP_PORT:-8123}"
 CH_PASSWORD="${CAMCOUNT_CLICKHOUSE_PASSWORD:-}"
 KAFKA_HEAP="${CAMCOUNT_KAFKA_HEAP:--Xmx768m -Xms256m}"
 START_TIMEOUT_S="${CAMCOUNT_START_TIMEOUT_S:-90}"
+# Optional SASL_SSL listener (off unless the port is set): a PEM file holding the broker's
+# private key (PKCS#8, unencrypted) and certificate chain, a users file of `name:password`
+# lines, and the SASL mechanism clients use (SCRAM users are created when the log folder is
+# formatted, i.e. on the first start of a state folder).
+SASL_SSL_PORT="${CAMCOUNT_KAFKA_SASL_SSL_PORT:-}"
+SASL_SSL_KEYSTORE="${CAMCOUNT_KAFKA_SSL_KEYSTORE_PEM:-}"
+SASL_SSL_USERS_FILE="${CAMCOUNT_KAFKA_SASL_USERS_FILE:-}"
+SASL_SSL_MECHANISM="${CAMCOUNT_KAFKA_SASL_SSL_MECHANISM:-SCRAM-SHA-256}"
 
 say() { printf '[infra] %s\n' "$*" >&2; }
 die() { printf '[infra] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -20,7 +28,11 @@ render() {
   sed -e "s#@STATE@#$STATE#g" -e "s#@HOST@#$HOST#g" \
       -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$CONTROLLER_PORT#g" \
       -e "s#@CH_TCP_PORT@#$CH_TCP_PORT#g" -e "s#@CH_HTTP_PORT@#$CH_HTTP_PORT#g" \
-      -e "s#@CH_PASSWORD@#$CH_PASSWORD#g" "$1" > "$2"
+      -e "s#@CH_PASSWORD@#$CH_PASSWORD#g" \
+      -e "s#@EXTRA_LISTENERS@#${SASL_SSL_PORT:+,SASL_SSL://$HOST:$SASL_SSL_PORT}#g" \
+      -e "s#@EXTRA_PROTOCOLS@#${SASL_SSL_PORT:+,SASL_SSL:SASL_SSL}#g" \
+      -e "s#@SASL_SSL_PORT@#$SASL_SSL_PORT#g" -e "s#@SASL_SSL_KEYSTORE@#$SASL_SSL_KEYSTORE#g" \
+      -e "s#@SASL_SSL_MECHANISM@#$SASL_SSL_MECHANISM#g" "$1" > "$2"
 }
 
 # alive PIDFILE PATTERN: true when the pid in PIDFILE runs a command line matching PATTERN,
