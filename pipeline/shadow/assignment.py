@@ -71,6 +71,7 @@ class Assignment:
     limits: FailoverLimits = field(default_factory=FailoverLimits)
     revision: int = 0
     action: str = "init"
+    subject: str = ""  # the version the last change was about
     changed_by: str = "config"
     changed_at_ms: int = 0
     reason: str = ""
@@ -118,9 +119,10 @@ def _check_rate(what: str, value: float) -> float:
     return float(value)
 
 
-def _next(a: Assignment, action: str, by: str, now_ms: int, reason: str = "", **changes: Any) -> Assignment:
-    return replace(a, revision=a.revision + 1, action=action, changed_by=by, changed_at_ms=now_ms,
-                   reason=reason, **changes)
+def _next(a: Assignment, action: str, subject: str, by: str, now_ms: int, reason: str = "",
+          **changes: Any) -> Assignment:
+    return replace(a, revision=a.revision + 1, action=action, subject=subject, changed_by=by,
+                   changed_at_ms=now_ms, reason=reason, **changes)
 
 
 def promote(a: Assignment, model: str, by: str, now_ms: int, reason: str = "",
@@ -134,7 +136,7 @@ def promote(a: Assignment, model: str, by: str, now_ms: int, reason: str = "",
     history = (a.history + (a.primary,))[-MAX_HISTORY:]
     shadows = tuple(s for s in a.shadows if s.model != model)
     canary = None if a.canary is not None and a.canary.model == model else a.canary
-    return _next(a, "promote", by, now_ms, reason, primary=model, history=history, shadows=shadows,
+    return _next(a, "promote", model, by, now_ms, reason, primary=model, history=history, shadows=shadows,
                  canary=canary, limits=limits or FailoverLimits())
 
 
@@ -147,7 +149,7 @@ def rollback(a: Assignment, by: str, now_ms: int, reason: str = "", failed: str 
         raise AssignmentError(f"nothing to roll back to: {a.primary} has no predecessor")
     # The version rolled back to served before: judged by the default limits again, so a
     # strict limit set for a candidate cannot roll back its predecessor too.
-    return _next(a, "rollback", by, now_ms, reason, primary=a.history[-1], history=a.history[:-1],
+    return _next(a, "rollback", a.history[-1], by, now_ms, reason, primary=a.history[-1], history=a.history[:-1],
                  limits=FailoverLimits())
 
 
@@ -157,7 +159,7 @@ def set_shadow(a: Assignment, model: str, rate: float, by: str, now_ms: int) -> 
     rate = _check_rate("shadow rate", rate)
     others = tuple(s for s in a.shadows if s.model != model)
     shadows = others + ((ShadowRun(model, rate),) if rate > 0 else ())
-    return _next(a, "shadow", by, now_ms, f"{model} rate {rate:g}", shadows=shadows)
+    return _next(a, "shadow", model, by, now_ms, f"rate {rate:g}", shadows=shadows)
 
 
 def set_canary(a: Assignment, model: str, share: float, by: str, now_ms: int) -> Assignment:
@@ -165,7 +167,7 @@ def set_canary(a: Assignment, model: str, share: float, by: str, now_ms: int) ->
     parse_model_key(model)
     share = _check_rate("canary share", share)
     canary = Canary(model, share) if share > 0 else None
-    return _next(a, "canary", by, now_ms, f"{model} share {share:g}", canary=canary)
+    return _next(a, "canary", model, by, now_ms, f"share {share:g}", canary=canary)
 
 
 # -- the Avro record (schemas/model_assignment.avsc) -----------------------------------------------
@@ -178,7 +180,7 @@ def to_record(a: Assignment) -> dict[str, Any]:
         "canary": None if a.canary is None else {"model": a.canary.model, "share": a.canary.share},
         "max_error_rate": a.limits.max_error_rate, "max_latency_ms": a.limits.max_latency_ms,
         "min_batches": a.limits.min_batches, "window_batches": a.limits.window_batches,
-        "revision": a.revision, "action": a.action, "changed_by": a.changed_by,
+        "revision": a.revision, "action": a.action, "subject": a.subject, "changed_by": a.changed_by,
         "changed_at_ms": a.changed_at_ms, "reason": a.reason,
     }
 
@@ -190,6 +192,6 @@ def from_record(r: dict[str, Any]) -> Assignment:
         shadows=tuple(ShadowRun(s["model"], s["rate"]) for s in r["shadows"]),
         canary=None if canary is None else Canary(canary["model"], canary["share"]),
         limits=FailoverLimits(r["max_error_rate"], r["max_latency_ms"], r["min_batches"], r["window_batches"]),
-        revision=r["revision"], action=r["action"], changed_by=r["changed_by"],
+        revision=r["revision"], action=r["action"], subject=r["subject"], changed_by=r["changed_by"],
         changed_at_ms=r["changed_at_ms"], reason=r["reason"],
     )

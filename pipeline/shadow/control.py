@@ -20,7 +20,7 @@ import time
 import uuid
 from typing import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from pipeline.codec import ALERT, default_codec
 from pipeline.config import Settings
@@ -32,6 +32,8 @@ from pipeline.shadow.assignment import MODEL_ASSIGNMENT, Assignment, from_record
 log = logging.getLogger(__name__)
 
 KEY = b"assignment"
+_NO_LEADER_YET = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                  KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TIMED_OUT}
 _POLL_S = 0.2
 
 
@@ -59,7 +61,7 @@ def read_assignment(settings: Settings, timeout_s: float = 10.0) -> Assignment:
     latest: Assignment | None = None
     deadline = time.monotonic() + timeout_s
     try:
-        low, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
+        low, high = _watermarks(consumer, tp, deadline)
         if high <= low:
             return initial(settings)
         consumer.assign([tp])
@@ -80,6 +82,18 @@ def read_assignment(settings: Settings, timeout_s: float = 10.0) -> Assignment:
     finally:
         consumer.close()
     raise ServiceUnavailableError(f"model-control not read to its end in {timeout_s:.0f} s")
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition, deadline: float) -> tuple[int, int]:
+    """The partition's offsets; a topic created a moment ago may have no leader yet: retry."""
+    while True:
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=max(0.1, deadline - time.monotonic()))
+        except KafkaException as exc:
+            error = exc.args[0]
+            if not (error.retriable() or error.code() in _NO_LEADER_YET) or time.monotonic() > deadline:
+                raise ServiceUnavailableError(f"model-control: {exc}") from None
+            time.sleep(0.2)
 
 
 def write_assignment(settings: Settings, assignment: Assignment, previous: Assignment | None = None) -> None:
@@ -104,9 +118,8 @@ def change(settings: Settings, fn: Callable[[Assignment], Assignment]) -> tuple[
 
 
 def audit_row(assignment: Assignment, previous: Assignment | None) -> tuple:
-    model = assignment.primary if assignment.action in ("promote", "rollback") else assignment.reason.split(" ")[0]
     ts_ms = assignment.changed_at_ms
-    return (ts_ms, ts_ms // 1000, assignment.revision, assignment.action, assignment.changed_by, model,
+    return (ts_ms, ts_ms // 1000, assignment.revision, assignment.action, assignment.changed_by, assignment.subject,
             assignment.primary, previous.primary if previous else "", assignment.reason,
             json.dumps(to_record(assignment), sort_keys=True))
 

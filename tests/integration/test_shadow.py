@@ -66,8 +66,8 @@ def test_cli_changes_go_to_model_control_and_the_audit_table(settings: Settings,
         "SELECT revision, action, changed_by, model, previous_primary, primary_model, reason "
         "FROM model_audit ORDER BY revision")
     assert rows == [
-        (1, "shadow", "alice", B1, "yolox-nano:1", "yolox-nano:1", f"{B1} rate 0.25"),
-        (2, "canary", "alice", B1, "yolox-nano:1", "yolox-nano:1", f"{B1} share 0.1"),
+        (1, "shadow", "alice", B1, "yolox-nano:1", "yolox-nano:1", "rate 0.25"),
+        (2, "canary", "alice", B1, "yolox-nano:1", "yolox-nano:1", "share 0.1"),
         (3, "promote", "bob", B1, "yolox-nano:1", B1, "same boxes"),
         (4, "rollback", "carol", "yolox-nano:1", B1, "yolox-nano:1", ""),
     ]
@@ -75,6 +75,10 @@ def test_cli_changes_go_to_model_control_and_the_audit_table(settings: Settings,
     assert cli(["-c", cfg, "models", "list"]) == 0
     listing = capsys.readouterr().out
     assert "yolox-nano:1             primary" in listing and "revision 4: rollback by carol" in listing
+    assert cli(["-c", cfg, "models", "audit"]) == 0
+    log = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in log] == ["1", "2", "3", "4"]
+    assert "promote  bob" in log[2] and "yolox-nano:1 -> yolox-nano:1-b1  same boxes" in log[2]
 
 
 def test_promote_then_rollback_while_serving(settings: Settings, pets09: Path) -> None:
