@@ -7,7 +7,8 @@
   it replaces ``worker.detector`` (the pipeline reads it once per batch, so no batch mixes
   two versions, and every Detections record names the version that produced it);
 - a version that fails to load (missing file, sha256 mismatch, wrong inputs) or whose
-  recent runs cross the assignment's ``FailoverLimits`` is rolled back on model-control
+  recent runs cross the assignment's ``FailoverLimits`` (``watched.WatchedDetector``,
+  which also re-runs a failed batch on the previous version) is rolled back on model-control
   (``changed_by = auto:<worker>``), audited and alerted; the worker meanwhile serves the
   version it had, so detections never stop;
 - ``mirror`` copies the sampled frames (``assignment.sampled``) to ``frames.shadow``
@@ -19,17 +20,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from confluent_kafka import KafkaException, Producer
 
 from pipeline.config import Settings
-from pipeline.inference.base import Detector, PreparedBatch, RawOutputs
+from pipeline.inference.base import Detector
 from pipeline.kafka import topics
 from pipeline.kafka.clients import producer_config
 from pipeline.shadow import assignment as am
 from pipeline.shadow.control import ControlFollower, change, now_ms, publish_alert
-from pipeline.shadow.health import HealthMonitor
+from pipeline.shadow.watched import WatchedDetector
 
 if TYPE_CHECKING:
     from pipeline.inference.worker import InferenceWorker
@@ -40,37 +41,6 @@ log = logging.getLogger(__name__)
 MIRROR_QUEUE_MESSAGES = 200
 #: Loaded versions kept in memory, so a rollback to a recent one is instant.
 KEEP_LOADED = 3
-
-
-class WatchedDetector:
-    """A detector whose model runs are timed and checked against ``HealthMonitor``.
-    Everything but ``run`` is the inner detector's."""
-
-    def __init__(self, inner: Detector, limits: am.FailoverLimits, on_unhealthy: Callable[[str, str], None]) -> None:
-        self.inner = inner
-        self.key = f"{inner.name}:{inner.version}"
-        self._monitor = HealthMonitor(limits)
-        self._on_unhealthy = on_unhealthy
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def run(self, batch: PreparedBatch) -> RawOutputs:
-        import time
-
-        start = time.perf_counter()
-        try:
-            raw = self.inner.run(batch)
-        except Exception:
-            self._check(1000 * (time.perf_counter() - start), failed=True)
-            raise
-        self._check(1000 * (time.perf_counter() - start), failed=False)
-        return raw
-
-    def _check(self, run_ms: float, failed: bool) -> None:
-        verdict = self._monitor.observe(run_ms, failed)
-        if verdict is not None:
-            self._on_unhealthy(self.key, verdict)
 
 
 class LiveModels:
@@ -123,8 +93,8 @@ class LiveModels:
                          daemon=True).start()
 
     def _serving_key(self) -> str:
-        detector = self._worker.detector
-        return f"{detector.name}:{detector.version}"
+        detector = self._worker.detector  # a WatchedDetector's name may be its fallback's
+        return getattr(detector, "key", None) or f"{detector.name}:{detector.version}"
 
     def _switch(self, model: str, assignment: am.Assignment) -> None:
         try:
@@ -142,13 +112,17 @@ class LiveModels:
             self._loaded[model] = detector
             while len(self._loaded) > KEEP_LOADED:
                 self._loaded.pop(next(k for k in self._loaded if k != model))
-            self._worker.detector = self._watch(detector, assignment.limits)
+            serving = self._worker.detector
+            # After a promotion the version served until now stands in for failed runs.
+            fallback = getattr(serving, "inner", serving) if assignment.action == "promote" else None
+            self._worker.detector = self._watch(detector, assignment.limits, fallback)
             self._loading = None
             self.counts["swaps"] += 1
         log.info("now serving %s (model-control revision %d)", model, assignment.revision)
 
-    def _watch(self, detector: Detector, limits: am.FailoverLimits) -> WatchedDetector:
-        return WatchedDetector(detector, limits, self._unhealthy)
+    def _watch(self, detector: Detector, limits: am.FailoverLimits,
+               fallback: Detector | None = None) -> WatchedDetector:
+        return WatchedDetector(detector, limits, self._unhealthy, fallback)
 
     def _unhealthy(self, model: str, verdict: str) -> None:
         if model not in self._failed:

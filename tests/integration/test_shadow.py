@@ -293,3 +293,53 @@ def test_a_slow_then_crashed_candidate_leaves_the_primary_alone(settings: Settin
     print(f"primary frames/s alone {[round(r, 1) for r in rates['alone']]} (best {alone:.1f}); "
           f"shadowed {[round(r, 1) for r in rates['shadowed']]} (best {shadowed:.1f})")
     assert shadowed > alone / 2, rates
+
+
+class FailingRuns:
+    """A real detector whose model runs raise (errors injected into a loaded version)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def run(self, batch):
+        raise RuntimeError("injected run failure")
+
+
+def test_a_version_whose_runs_fail_is_covered_by_its_predecessor_then_rolled_back(settings: Settings,
+                                                                                  pets09: Path) -> None:
+    from pipeline.inference.worker import InferenceWorker, load_worker_detector
+    from pipeline.shadow.live import LiveModels
+
+    settings = with_overrides(settings, inference={"max_batch": 4, "max_pending_frames": 8})
+
+    def load(key: str):
+        detector = load_worker_detector(settings, key)
+        return FailingRuns(detector) if key == B1 else detector
+
+    live = LiveModels(settings, load, "w-inject")
+    worker = InferenceWorker(settings, load_worker_detector(settings), group_id=group(settings, "inject"),
+                             idle_exit_s=20, live=live)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        first = produce_frames(settings, pets09, range(0, 6))
+        read_detections(settings, first)
+        control.change(settings, lambda a: am.promote(a, B1, "ops", control.now_ms(),
+                                                      limits=am.FailoverLimits(min_batches=3)))
+        wait_for(lambda: live.counts["swaps"] == 1, what="the swap to 1-b1")
+        second = produce_frames(settings, pets09, range(6, 26))
+        wait_for(lambda: control.read_assignment(settings).primary == "yolox-nano:1", 30, "the automatic rollback")
+        wait_for(lambda: live.counts["swaps"] == 2, what="the swap back to 1")
+        third = produce_frames(settings, pets09, range(26, 30))
+        got = read_detections(settings, first + second + third)
+    finally:
+        worker.stop()
+        thread.join(60)
+    a = control.read_assignment(settings)
+    assert a.changed_by == "auto:w-inject" and a.reason.startswith(f"{B1}: error rate")
+    assert set(got) == set(first + second + third)  # the failing runs never left a frame out
+    # 1-b1 produced nothing: its failed batches were re-run on 1 and carry 1's version.
+    assert {r["model_version"] for records in got.values() for r in records} == {"1"}
