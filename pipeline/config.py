@@ -55,7 +55,8 @@ class TopicsConfig(Section):
 class ClickHouseConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(9000, ge=1, le=65535)
-    database: str = "camcount"
+    #: A plain identifier: it is spliced into SQL as a name (values are always parameters).
+    database: str = Field("camcount", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     user: str = "default"
     password: SecretStr = SecretStr("")
     secure: bool = False
@@ -244,9 +245,11 @@ def load_config(path: str | Path | None, environ: Mapping[str, str] | None = Non
         return parse_settings({}, "<defaults>", environ)
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -46,6 +46,8 @@ CAMERA = {"id": "c1", "source": "x.mp4", "resolution": [640, 480]}
         ({"cameras": [{"id": "c", "source": "x", "rules": [
             {"type": "line", "name": "l", "points": [[320, 0], [320, 576]]}]}]}, "set 'resolution"),
         ([1, 2], "expected a mapping"),
+        # spliced into SQL as a name, so only a plain identifier is accepted
+        ({"clickhouse": {"database": "camcount; DROP TABLE counts"}}, "clickhouse.database: String should match"),
     ],
 )
 def test_bad_values_name_the_key(raw, message: str) -> None:
@@ -62,3 +64,7 @@ def test_bad_yaml_and_missing_file_name_the_file(tmp_path: Path) -> None:
         load_config(bad)
     with pytest.raises(ConfigError, match="nope.yaml: cannot read"):
         load_config(tmp_path / "nope.yaml")
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("kafka: {client_id: caf\u00e9}\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="latin1.yaml: not UTF-8 text"):
+        load_config(latin1)
