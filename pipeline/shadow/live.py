@@ -74,7 +74,13 @@ class LiveModels:
 
     def stop(self) -> None:
         self._follower.stop()
-        self._mirror.flush(5.0)
+        left = self._mirror.flush(5.0)
+        log.info("model-control: %s%s", self.counts, f"; {left} mirrored frames not acknowledged" if left else "")
+
+    def _count(self, name: str) -> None:
+        """Here for tests and logs, and in the worker's totals as ``model_<name>``."""
+        self.counts[name] += 1
+        self._worker.stats.count(f"model_{name}")
 
     # -- following the assignment -----------------------------------------------------------------
 
@@ -117,7 +123,7 @@ class LiveModels:
             fallback = getattr(serving, "inner", serving) if assignment.action == "promote" else None
             self._worker.detector = self._watch(detector, assignment.limits, fallback)
             self._loading = None
-            self.counts["swaps"] += 1
+            self._count("swaps")
         log.info("now serving %s (model-control revision %d)", model, assignment.revision)
 
     def _watch(self, detector: Detector, limits: am.FailoverLimits,
@@ -143,7 +149,7 @@ class LiveModels:
             log.exception("rollback of %s failed", model)
             return
         if after is not before:
-            self.counts["rollbacks"] += 1
+            self._count("rollbacks")
             log.warning("rolled back %s -> %s: %s", model, after.primary, reason)
             publish_alert(self._settings, f"model_failover:{model}",
                           f"{model} rolled back to {after.primary} by {self._by}: {reason}")
@@ -158,7 +164,7 @@ class LiveModels:
             return
         try:
             self._mirror.produce(self._mirror_topic, value=value, key=key, headers=headers)
-            self.counts["mirrored"] += 1
+            self._count("mirrored")
         except BufferError:
-            self.counts["mirror_dropped"] += 1
+            self._count("mirror_dropped")
         self._mirror.poll(0)
