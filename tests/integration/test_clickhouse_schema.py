@@ -12,7 +12,8 @@ from pipeline.sinks.clickhouse import make_client
 from pipeline.sinks.migrations import Features, discover, migrate
 
 TABLES = {"counts", "count_events", "occupancy", "model_comparison", "inference_stats", "alerts",
-          "counts_latest", "counts_hourly", "counts_daily", "occupancy_hourly", "schema_migrations"}
+          "counts_latest", "counts_hourly", "counts_daily", "occupancy_hourly", "schema_migrations",
+          "model_audit"}
 
 ANALYST_QUERIES = {
     "hourly": "SELECT camera_id, hour, sum(count) FROM {db}.counts_hourly GROUP BY camera_id, hour ORDER BY hour",
