@@ -1,1 +1,9 @@
-"""shadow part of the pipeline."""
+"""Model lifecycle: which version serves (model-control), shadow runs, comparison, failover.
+
+- ``assignment``: the assignment as pure state; promote/rollback/shadow/canary; sampling maths.
+- ``control``: the compacted model-control topic (read, change, follow) and the audit table.
+- ``live`` / ``watched`` / ``health``: an inference worker following the assignment, mirroring
+  frames to ``frames.shadow``, failing over a version that does not load or misbehaves.
+- ``comparator`` / ``join`` / ``app``: primary vs candidate detections -> ``model_comparison``.
+- ``commands`` / ``report``: ``camcount models ...`` and ``camcount compare``.
+"""

@@ -17,17 +17,13 @@ import struct
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pipeline.exceptions import CamcountError
+from pipeline.shadow.exceptions import AssignmentError
 
 #: Avro record name of the model-control value (schemas/model_assignment.avsc).
 MODEL_ASSIGNMENT = "camcount.ModelAssignment"
 #: Rollback history kept on the topic; older primaries drop off (the value stays small).
 MAX_HISTORY = 10
 _HASH_SPACE = float(2**64)
-
-
-class AssignmentError(CamcountError):
-    """A change that makes no sense for the current assignment (e.g. rollback with no history)."""
 
 
 @dataclass(frozen=True)
