@@ -71,6 +71,11 @@ class TelemetryConfig(Section):
     otlp_endpoint: str | None = None
     console: bool = False
     metrics_interval_ms: int = Field(10_000, ge=100)
+    #: Address of each worker's health endpoint (``/livez``, ``/readyz``, ``/metrics``).
+    health_host: str = "127.0.0.1"
+    #: Port of the health endpoint; unset means none, 0 any free port (logged at start).
+    #: ``--health-port`` on a worker command overrides it.
+    health_port: int | None = Field(None, ge=0, le=65535)
 
 
 class ModelsConfig(Section):

@@ -12,12 +12,15 @@ one frame can be followed from capture to the ClickHouse row.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import threading
+import weakref
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence
 
 from opentelemetry import context, metrics, trace
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.propagators.textmap import Getter, Setter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
@@ -26,7 +29,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from pipeline.config import TelemetryConfig
+from pipeline.config import Settings, TelemetryConfig
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,80 @@ def extract(headers: Sequence[tuple[str, bytes | None]] | None) -> context.Conte
     return _PROPAGATOR.extract(headers or [], getter=_HeaderGetter())
 
 
+def links(headers_list: Iterable[Sequence[tuple[str, bytes | None]] | None], limit: int = 128) -> list[trace.Link]:
+    """Span links to the (valid, distinct) contexts carried by these messages' headers, at most ``limit``."""
+    out: dict[tuple[int, int], trace.Link] = {}
+    for headers in headers_list:
+        span_context = trace.get_current_span(extract(headers)).get_span_context()
+        if span_context.is_valid:
+            out.setdefault((span_context.trace_id, span_context.span_id), trace.Link(span_context))
+            if len(out) >= limit:
+                break
+    return list(out.values())
+
+
+# -- metrics read from counters the workers keep anyway ------------------------------------------
+
+Reading = Iterable[tuple[float, dict[str, Any]]]
+_observed: dict[str, list[tuple[weakref.ref, Callable[[Any], Reading]]]] = {}
+_observed_lock = threading.Lock()
+
+
+def observe(meter_name: str, name: str, kind: Literal["counter", "gauge", "updown"], owner: object,
+            read: Callable[[Any], Reading], *, unit: str = "", description: str = "") -> None:
+    """Report ``read(owner)`` -> ``[(value, attributes), ...]`` as the observable instrument ``name``.
+
+    The worker's own counters stay the single source (nothing is counted twice). Several owners
+    (e.g. workers of a test process) may report under one name; each is held weakly and drops
+    out when collected. A ``read`` that raises (a closed consumer) reports nothing that time.
+    """
+    with _observed_lock:
+        sources = _observed.get(name)
+        if sources is None:
+            sources = _observed[name] = []
+            meter = metrics.get_meter(meter_name)
+            create = {"counter": meter.create_observable_counter, "gauge": meter.create_observable_gauge,
+                      "updown": meter.create_observable_up_down_counter}[kind]
+            create(name, [lambda options, s=sources: _collect(s)], unit=unit, description=description)
+        sources.append((weakref.ref(owner), read))
+
+
+def _collect(sources: list[tuple[weakref.ref, Callable[[Any], Reading]]]) -> list[Observation]:
+    out: list[Observation] = []
+    with _observed_lock:
+        live = [(ref(), read) for ref, read in sources]
+        sources[:] = [source for source, (owner, _) in zip(sources, live) if owner is not None]
+    for owner, read in live:
+        if owner is None:
+            continue
+        try:
+            out.extend(Observation(value, attributes) for value, attributes in read(owner))
+        except Exception as exc:  # noqa: BLE001 - a metrics scrape must never break a worker
+            log.debug("metric source %r failed: %s", owner, exc)
+    return out
+
+
+# -- worker start-up -----------------------------------------------------------------------------
+
+
+def add_health_option(parser: argparse.ArgumentParser) -> None:
+    """``--health-port``: where a worker command serves /livez, /readyz and /metrics."""
+    parser.add_argument("--health-port", type=int, metavar="PORT", default=None,
+                        help="serve /livez, /readyz and /metrics on this port (0: any free port; "
+                             "default: telemetry.health_port, else no endpoint)")
+
+
+def start_worker(settings: Settings, service: str, ready: Callable[[], bool],
+                 health_port: int | None = None) -> "HealthServer | None":
+    """``setup`` telemetry for a worker process and start its health endpoint if a port is set."""
+    cfg = settings.telemetry
+    setup(cfg, service)
+    port = health_port if health_port is not None else cfg.health_port
+    if port is None:
+        return None
+    return HealthServer(cfg.health_host, port, ready).start()
+
+
 class HealthServer:
     """``/livez`` (the process runs), ``/readyz`` (``ready()`` is true) and ``/metrics``."""
 
@@ -111,7 +188,10 @@ class HealthServer:
                 if self.path == "/livez":
                     self._send(200, b"ok\n")
                 elif self.path == "/readyz":
-                    ok = outer._ready()
+                    try:
+                        ok = bool(outer._ready())
+                    except Exception:  # noqa: BLE001 - a failing check means not ready
+                        ok = False
                     self._send(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
                 elif self.path == "/metrics":
                     from prometheus_client import generate_latest

@@ -26,16 +26,20 @@ from typing import Any, Mapping
 
 import faust
 from confluent_kafka.admin import AdminClient
+from opentelemetry import trace
 
+from pipeline import telemetry
 from pipeline.aggregation.aggregator import INPUT_RECORDS, WindowAggregator, WindowSpec
 from pipeline.codec import Codec, default_codec
 from pipeline.config import Settings
 from pipeline.exceptions import ConfigError, DecodeError, ServiceUnavailableError
 from pipeline.kafka.clients import common_config
+from pipeline.kafka.faust_app import event_headers
 from pipeline.kafka.headers import dlq_headers
 from pipeline.kafka.topics import COUNT_EVENTS, COUNTS, dlq, name
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("camcount.aggregation")
 
 TABLE_NAME = "windows"
 STATS_INTERVAL_S = 30.0
@@ -83,6 +87,9 @@ class Aggregator:
         self.codec = codec or default_codec()
         self.spec = WindowSpec(cfg.window_ms, cfg.allowed_lateness_ms)
         self.stats: Counter[str] = Counter()
+        telemetry.observe("camcount.aggregation", "camcount.aggregation.records", "counter", self,
+                          lambda a: [(n, {"outcome": k}) for k, n in list(a.stats.items())], unit="{record}",
+                          description="Count events by outcome (counted, too_late, dlq.*, emitted, ...)")
         self._quiet_until, self._suppressed = 0.0, 0
         partitions = source_partitions(settings)
         self.app = faust.App(
@@ -149,10 +156,16 @@ class Aggregator:
         self.stats[result.outcome] += 1
         if result.outcome == "too_late":
             self._warn_too_late(result.late_by_ms, value)
-        pending = [
-            await self.counts.send(key=e.key.encode(), value=self.codec.encode(e.record, e.value))
-            for e in result.emissions
-        ]
+        # "aggregate" continues the count event's trace; the counts it emits carry its context.
+        with _tracer.start_as_current_span("aggregate", context=telemetry.extract(event_headers(event)),
+                                           attributes={"camera_id": value["camera_id"], "outcome": result.outcome,
+                                                       "emissions": len(result.emissions)}):
+            headers = telemetry.inject()
+            pending = [
+                await self.counts.send(key=e.key.encode(), value=self.codec.encode(e.record, e.value),
+                                       headers=headers)
+                for e in result.emissions
+            ]
         if pending:
             await asyncio.gather(*pending)  # acknowledged by the broker before the state moves on
             self.stats["emitted"] += len(pending)
@@ -190,10 +203,18 @@ class Aggregator:
         return 0
 
 
-def main(settings: Settings) -> int:
+def main(settings: Settings, health_port: int | None = None) -> int:
     """Entry point of ``camcount aggregate``."""
+    from pipeline.kafka.faust_app import app_ready
+
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
-    return Aggregator(settings).run(loglevel=level if isinstance(level, str) else "WARNING")
+    aggregator = Aggregator(settings)
+    health = telemetry.start_worker(settings, "aggregate", lambda: app_ready(aggregator.app), health_port)
+    try:
+        return aggregator.run(loglevel=level if isinstance(level, str) else "WARNING")
+    finally:
+        if health is not None:
+            health.stop()
 
 
 if __name__ == "__main__":  # pragma: no cover - handy for debugging: python -m pipeline.aggregation.app

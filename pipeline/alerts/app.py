@@ -273,7 +273,16 @@ class Alerter:
         return 0
 
 
-def main(settings: Settings) -> int:
+def main(settings: Settings, health_port: int | None = None) -> int:
     """Entry point of ``camcount alerter``."""
+    from pipeline import telemetry
+    from pipeline.kafka.faust_app import app_ready
+
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
-    return Alerter(settings).run(loglevel=level if isinstance(level, str) else "WARNING")
+    alerter = Alerter(settings)
+    health = telemetry.start_worker(settings, "alerter", lambda: app_ready(alerter.app), health_port)
+    try:
+        return alerter.run(loglevel=level if isinstance(level, str) else "WARNING")
+    finally:
+        if health is not None:
+            health.stop()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pipeline import telemetry
 from pipeline.config import Settings
 
 
 def _alerter(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.alerts.app import main  # imports faust: only when the command runs
 
-    return main(settings)
+    return main(settings, getattr(args, "health_port", None))
 
 
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
@@ -23,6 +24,7 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     alerter = sub.add_parser("alerter", help="evaluate alerts.rules over counts, occupancy, heartbeats -> alerts")
+    telemetry.add_health_option(alerter)
     alerter.set_defaults(handler=_alerter)
 
     alerts = sub.add_parser("alerts", help="alerts published on the alerts topic").add_subparsers(

@@ -11,17 +11,27 @@ from __future__ import annotations
 import logging
 
 import faust
+from opentelemetry import metrics, trace
 
+from pipeline import telemetry
 from pipeline.codec import DETECTIONS, default_codec
 from pipeline.config import Settings
 from pipeline.counting.processor import CountingProcessor
 from pipeline.exceptions import DecodeError
 from pipeline.inference.registry import ModelRegistry
 from pipeline.kafka import topics
-from pipeline.kafka.faust_app import make_app, raw_topic
+from pipeline.kafka.faust_app import event_headers, make_app, raw_topic
 from pipeline.kafka.headers import dlq_headers
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("camcount.counter")
+_meter = metrics.get_meter("camcount.counter")
+_DETECTIONS_IN = _meter.create_counter("camcount.counter.frames_in", unit="{frame}",
+                                       description="Detections records consumed")
+_EVENTS_OUT = _meter.create_counter("camcount.counter.events_out", unit="{event}",
+                                    description="Count and zone events produced")
+_DEAD_LETTERED = _meter.create_counter("camcount.counter.frames_dead_lettered", unit="{frame}",
+                                       description="Detections records sent to the dead-letter topic")
 
 
 def build_app(settings: Settings, registry: ModelRegistry) -> faust.App:
@@ -39,9 +49,11 @@ def build_app(settings: Settings, registry: ModelRegistry) -> faust.App:
     async def count(stream: faust.StreamT) -> None:
         async for event in stream.events():
             msg = event.message
+            _DETECTIONS_IN.add(1)
             try:
                 rec = codec.decode_as(event.value, DETECTIONS)
             except DecodeError as exc:
+                _DEAD_LETTERED.add(1, {"reason": exc.reason})
                 log.warning("detections %d/%d to the DLQ: %s", msg.partition, msg.offset, exc)
                 await dead.send(key=event.key, value=event.value, headers=dlq_headers(
                     list((event.headers or {}).items()), msg.topic, msg.partition, msg.offset, exc.reason, str(exc)))
@@ -52,8 +64,13 @@ def build_app(settings: Settings, registry: ModelRegistry) -> faust.App:
                 continue
             if out.state is not None:
                 state[camera] = out.state
-            headers = [(k, v) for k, v in (event.headers or {}).items() if k == "traceparent"]
-            for record, value in out.records:
-                await sink.send(key=camera.encode(), value=codec.encode(record, value), headers=headers)
+            # "count" continues the frame's trace; its context goes on with every count event.
+            with _tracer.start_as_current_span("count", context=telemetry.extract(event_headers(event)),
+                                               attributes={"camera_id": camera, "seq": rec["seq"],
+                                                           "events": len(out.records)}):
+                headers = telemetry.inject()
+                for record, value in out.records:
+                    await sink.send(key=camera.encode(), value=codec.encode(record, value), headers=headers)
+            _EVENTS_OUT.add(len(out.records), {"camera_id": camera})
 
     return app

@@ -11,6 +11,7 @@ import json
 import signal
 from pathlib import Path
 
+from pipeline import telemetry
 from pipeline.config import Settings
 
 
@@ -31,16 +32,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "candidate (--model) on frames.shadow -> detections.shadow")
     infer.add_argument("--static", action="store_true",
                        help="primary role: serve --model only, ignore model-control (no mirroring)")
+    telemetry.add_health_option(infer)
     infer.set_defaults(handler=_infer)
 
 
 def _infer(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.inference.worker import build_worker
 
-    worker = build_worker(settings, args.model, role=args.role, follow=not args.static, group_id=args.group,
-                          max_frames=args.max_frames, idle_exit_s=args.idle_exit_s)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: worker.stop())
-    totals = worker.run()
+    built: list = []  # the worker, once its model is loaded: /livez answers during the load
+    health = telemetry.start_worker(settings, f"infer-{args.role}", lambda: bool(built) and built[0].ready(),
+                                    getattr(args, "health_port", None))
+    try:
+        worker = build_worker(settings, args.model, role=args.role, follow=not args.static, group_id=args.group,
+                              max_frames=args.max_frames, idle_exit_s=args.idle_exit_s)
+        built.append(worker)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: worker.stop())
+        totals = worker.run()
+    finally:
+        if health is not None:
+            health.stop()
     print(json.dumps(totals, sort_keys=True), flush=True)
     return 0

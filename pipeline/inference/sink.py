@@ -14,6 +14,7 @@ from typing import Callable
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from pipeline import telemetry
 from pipeline.codec import DETECTIONS, Codec
 from pipeline.exceptions import DecodeError
 from pipeline.inference.frames import FrameItem, Headers, trace_headers
@@ -40,7 +41,9 @@ class KafkaFrameSink:
     def emit(self, item: FrameItem, record: dict) -> None:
         value = self._codec.encode(DETECTIONS, record)
         key = record["camera_id"].encode()
-        self._produce(self._output_topic, key, value, trace_headers(item.headers), item.token)
+        # The current span's context (the frame's "infer" span), else the frame's own, passed on.
+        headers = telemetry.inject(trace_headers(item.headers)) or None
+        self._produce(self._output_topic, key, value, headers, item.token)
 
     def dead_letter(self, item: FrameItem, error: DecodeError) -> None:
         self.dead_letter_message(item.value, item.key, item.headers, item.token, error)

@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 import numpy as np
+from opentelemetry import trace
 
+from pipeline import telemetry
 from pipeline.detections import Detections
 from pipeline.exceptions import DecodeError
 from pipeline.inference.base import Detector, PreparedBatch, RawOutputs
@@ -34,6 +36,7 @@ from pipeline.inference.stats import BatchStat, StatsReporter
 from pipeline.inference.timing import timed
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("camcount.inference")
 
 _STOP = object()
 _TICK_S = 0.05
@@ -257,10 +260,18 @@ class Pipeline:
         found = detector.postprocess(batch.raw) if batch.raw is not None else []
         size = len(found)
         model = (detector.name, detector.version)
+        now_ns, now_ms = time.time_ns(), monotonic_ms()
         for item, row in zip(batch.items, batch.rows):
             boxes = found[row] if row is not None else Detections.empty()
             record = detections_record(item.frame, boxes, model, batch.inference_ms, size)
-            self._sink.emit(item, record)
+            # The frame's trace goes on: "infer" spans poll to produce, the sink injects its context.
+            with _tracer.start_as_current_span(
+                    "infer", context=telemetry.extract(item.headers),
+                    start_time=now_ns - (now_ms - item.polled_ms) * 1_000_000, attributes={
+                        "camera_id": record["camera_id"], "seq": record["seq"], "model_name": model[0],
+                        "model_version": model[1], "batch_size": size, "boxes": len(record["boxes"]),
+                        "inference_ms": batch.inference_ms}):
+                self._sink.emit(item, record)
         oldest_capture_ms = min(item.frame["capture_ts_ms"] for item in batch.items)
         self._stats.record(BatchStat(
             model=model, frames=len(batch.items),

@@ -17,11 +17,21 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 import numpy as np
+from opentelemetry import metrics
 
 from pipeline.config import ClickHouseConfig
 from pipeline.sinks.clickhouse import make_client
 
 log = logging.getLogger(__name__)
+_meter = metrics.get_meter("camcount.inference")
+_BATCH_SIZE = _meter.create_histogram("camcount.inference.batch_size", unit="{frame}",
+                                      description="Frames per model run")
+_INFERENCE_MS = _meter.create_histogram("camcount.inference.latency", unit="ms",
+                                        description="Model run time per batch")
+_QUEUE_WAIT_MS = _meter.create_histogram("camcount.inference.queue_wait", unit="ms",
+                                         description="Poll to model run, oldest frame of a batch")
+_LAG_MS = _meter.create_histogram("camcount.inference.capture_lag", unit="ms",
+                                  description="Capture to produce (wall clock), oldest frame of a batch")
 
 Model = tuple[str, str]
 Row = dict[str, Any]
@@ -146,6 +156,11 @@ class StatsReporter:
         with self._lock:
             self._window.add(stat)
             self._totals.update(batches=1, frames=stat.frames)
+        model = {"model_name": stat.model[0], "model_version": stat.model[1]}
+        _BATCH_SIZE.record(stat.frames, model)
+        _INFERENCE_MS.record(stat.inference_ms, model)
+        _QUEUE_WAIT_MS.record(stat.queue_wait_ms, model)
+        _LAG_MS.record(stat.lag_ms, model)
 
     def count(self, name: str, n: int = 1) -> None:
         """Bump a counter (``dlq``, ``skipped``, ``paused``, ``resumed``, ...)."""

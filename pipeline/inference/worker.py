@@ -32,6 +32,7 @@ from pipeline.exceptions import CamcountError, DecodeError
 from pipeline.inference.base import Detector, LatencyRecorder
 from pipeline.inference.batcher import BlockingBatcher, monotonic_ms
 from pipeline.inference.config import InferenceConfig
+from pipeline.inference import metrics as inference_metrics
 from pipeline.inference.frames import FrameItem, FrameLimits, parse_frame
 from pipeline.inference.offsets import OffsetTracker, Token
 from pipeline.inference.sink import KafkaFrameSink
@@ -82,8 +83,9 @@ class InferenceWorker:
         self._codec = default_codec()
         self._live = live  # follows model-control, mirrors to frames.shadow (primary role)
         self._limits = FrameLimits(cfg.max_frame_bytes, cfg.max_width, cfg.max_height)
+        self.lag = inference_metrics.ConsumerLag()
         self._consumer = Consumer(consumer_config(
-            settings.kafka, self.group_id, **(fetch_limits(cfg) | cfg.consumer_overrides)))
+            settings.kafka, self.group_id, **(fetch_limits(cfg) | self.lag.config() | cfg.consumer_overrides)))
         self._tracker = OffsetTracker()
         self.stats = StatsReporter(
             self.worker_id, cfg.stats_interval_ms / 1000,
@@ -112,6 +114,8 @@ class InferenceWorker:
         #: Monotonic times of the first polled frame and of the last finished one (benchmarks).
         self.first_polled_s: float | None = None
         self.last_finished_s: float | None = None
+        self.joined = False  # a first assignment (maybe empty) arrived: a member of the group
+        inference_metrics.register(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -119,6 +123,16 @@ class InferenceWorker:
     def assignment(self) -> set[TP]:
         """The (topic, partition)s this worker owns now."""
         return set(self._assigned)
+
+    def ready(self) -> bool:
+        """Readiness: model loaded (it is, once constructed), in the group, not stopping or failed."""
+        return self.joined and not self._stop.is_set() and self._failure is None
+
+    def queue_depth(self) -> int:
+        return len(self._batcher) + len(self._overflow)
+
+    def in_flight(self) -> int:
+        return self._tracker.pending()
 
     def stop(self) -> None:
         """Ask ``run`` to finish in-flight frames, flush, commit and return (signal-safe)."""
@@ -311,6 +325,7 @@ class InferenceWorker:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned |= {(p.topic, p.partition) for p in partitions}
         self._last_activity_s = time.monotonic()
+        self.joined = True
         self.log.info("assigned %s", sorted(f"{p.topic}[{p.partition}]" for p in partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

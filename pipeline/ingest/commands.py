@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+from pipeline import telemetry
 from pipeline.config import Settings
 
 EXIT_OK, EXIT_FAILURE = 0, 1
@@ -57,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="capture time of each file's first frame, epoch ms or 'now' (default: "
                              "ingest.file_start_ms, else the file's mtime); same file + same T = same "
                              "capture_ts_ms and seq")
+    telemetry.add_health_option(parser)
     parser.set_defaults(handler=run_ingest)
 
 
@@ -82,8 +84,13 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.ingest.worker import IngestWorker
 
     worker = IngestWorker(settings, camera_ids=args.cameras, start_ms=args.start_ms, max_frames=args.max_frames)
-    with stop_on_signals(worker.stop):
-        summary = worker.run()
+    health = telemetry.start_worker(settings, "ingest", worker.ready, getattr(args, "health_port", None))
+    try:
+        with stop_on_signals(worker.stop):
+            summary = worker.run()
+    finally:
+        if health is not None:
+            health.stop()
     for snapshot in summary.values():
         print(json.dumps(snapshot, sort_keys=True))
     failed = any(s["state"] == "failed" or s["frames_failed"] for s in summary.values())

@@ -269,7 +269,8 @@ class CameraReader:
         encode_ms = (time.perf_counter() - started) * 1000
         if self._paced and not self._wait_until(t_s):
             return Outcome.STOPPED
-        item = frame_message(self.camera.id, stream_id, self._seq, capture_ts_ms, image, self._codec)
+        item = frame_message(self.camera.id, stream_id, self._seq, capture_ts_ms, image, self._codec,
+                             start_time_ns=time.time_ns() - int(encode_ms * 1e6))  # the span covers the encode
         self._seq += 1
         resyncs = getattr(self._clock, "resyncs", 0)
         self.stats.add(encode_ms_total=encode_ms)

@@ -16,6 +16,7 @@ from typing import Sequence
 from pipeline.config import CameraConfig, Settings
 from pipeline.exceptions import ConfigError
 from pipeline.ingest.base import OutgoingFrame
+from pipeline.ingest import metrics as ingest_metrics
 from pipeline.ingest.framequeue import FrameQueue
 from pipeline.ingest.publisher import FramePublisher
 from pipeline.ingest.reader import CameraReader
@@ -55,6 +56,7 @@ class IngestWorker:
             for cam in cameras
         ]
         self._publisher: FramePublisher | None = None
+        ingest_metrics.register(self)
 
     def stop(self) -> None:
         """Ask the worker to stop (safe from a signal handler or another thread)."""
@@ -76,6 +78,14 @@ class IngestWorker:
             self._stop.set()
             self._shutdown(self._publisher)
         return self.snapshot()
+
+    def ready(self) -> bool:
+        """Readiness: the producer exists, no stop was asked, and a camera is streaming (or its file done)."""
+        return (self._publisher is not None and not self._stop.is_set()
+                and any(s.state in ("streaming", "ended") for s in self.stats.values()))
+
+    def queue_depth(self, camera_id: str) -> int:
+        return self._queue.depth(camera_id)
 
     def snapshot(self) -> dict[str, dict[str, object]]:
         return {camera_id: stats.snapshot() for camera_id, stats in self.stats.items()}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ssl
 import tempfile
 from pathlib import Path
+from typing import Any, Mapping
 
 import faust
 
@@ -61,3 +62,17 @@ def run_worker(app: faust.App, loglevel: str = "warning") -> None:
     from faust.worker import Worker
 
     Worker(app, loglevel=loglevel.upper()[:4] if loglevel != "warning" else "WARN").execute_from_commandline()
+
+
+def app_ready(app: faust.App) -> bool:
+    """Readiness of a faust worker: started, not crashed, stopping or in a rebalance."""
+    return bool(app.started and not app.crashed and not app.should_stop and not app.rebalancing)
+
+
+def event_headers(event: Any) -> list[tuple[str, bytes]]:
+    """A faust event's headers as a list of pairs (faust hands a dict or a list)."""
+    headers = event.headers if hasattr(event, "headers") else None
+    if headers is None:
+        headers = event.message.headers
+    items = headers.items() if isinstance(headers, Mapping) else headers or ()
+    return [(k, v) for k, v in items]

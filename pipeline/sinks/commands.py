@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 
+from pipeline import telemetry
 from pipeline.config import Settings
 
 
@@ -18,7 +19,13 @@ def _sink(args: argparse.Namespace, settings: Settings) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # stop cleanly: flush, commit, close
         signal.signal(sig, lambda *_: stop.set())
-    clickhouse_sink_runner(settings).run(stop)
+    runner = clickhouse_sink_runner(settings)
+    health = telemetry.start_worker(settings, "sink", runner.ready, getattr(args, "health_port", None))
+    try:
+        runner.run(stop)
+    finally:
+        if health is not None:
+            health.stop()
     return 0
 
 
@@ -38,6 +45,7 @@ def _query_counts(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     sink = sub.add_parser("sink", help="write counts, occupancy and count events from Kafka to ClickHouse")
+    telemetry.add_health_option(sink)
     sink.set_defaults(handler=_sink)
 
     query = sub.add_parser("query", help="read results back from ClickHouse").add_subparsers(

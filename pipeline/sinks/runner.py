@@ -17,6 +17,9 @@ from collections import Counter
 from typing import Iterable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from opentelemetry import trace
+
+from pipeline import telemetry
 
 from pipeline.codec import Codec
 from pipeline.config import Settings
@@ -27,10 +30,13 @@ from pipeline.kafka.topics import dlq
 from pipeline.sinks.base import Sink, SinkBackpressureError, SinkRecord
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("camcount.sink")
 
 STATS_INTERVAL_S = 30.0
 #: Messages taken per ``consume`` call; a flush can overshoot ``batch_rows`` by up to this many.
 POLL_BATCH = 500
+#: Trace links per write span (OpenTelemetry's default span limit); later records go unlinked.
+MAX_TRACE_LINKS = 128
 
 
 class SinkRunner:
@@ -51,6 +57,14 @@ class SinkRunner:
         self._paused = False
         self._retry_at = 0.0
         self._last_flush = time.monotonic()
+        self._trace_links: list[trace.Link] = []  # contexts of the records buffered (bounded)
+        self.running = False
+        telemetry.observe("camcount.sink", "camcount.sink.records", "counter", self,
+                          lambda r: [(n, {"kind": k}) for k, n in list(r.stats.items())], unit="{record}",
+                          description="Records by kind, rows_written, skipped, dlq.*, flush_retries")
+        telemetry.observe("camcount.sink", "camcount.sink.buffered_rows", "gauge", self,
+                          lambda r: [(r.sink.buffered_rows(), {})], unit="{row}",
+                          description="Rows waiting for the next write")
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -59,6 +73,7 @@ class SinkRunner:
         stop = stop or threading.Event()
         self._consumer.subscribe(list(self.topics), on_revoke=self._on_revoke, on_lost=self._on_lost)
         next_stats = time.monotonic() + STATS_INTERVAL_S
+        self.running = True
         try:
             while not stop.is_set():
                 for msg in self._consumer.consume(POLL_BATCH, 0.1 if self._paused else 0.25):
@@ -70,7 +85,12 @@ class SinkRunner:
                     log.info("sink: %s", dict(sorted(self.stats.items())))
                     next_stats = now + STATS_INTERVAL_S
         finally:
+            self.running = False
             self._shutdown()
+
+    def ready(self) -> bool:
+        """Readiness: consuming, and the destination takes writes (not paused by backpressure)."""
+        return self.running and not self._paused
 
     def _flush_due(self, now: float) -> bool:
         if self._paused:
@@ -95,6 +115,8 @@ class SinkRunner:
             return
         if self.sink.accepts(record):
             self.sink.add(SinkRecord(topic, partition, offset, record, value))
+            if len(self._trace_links) < MAX_TRACE_LINKS:
+                self._trace_links.extend(telemetry.links([msg.headers()]))
             self.stats[record] += 1
         else:
             self.stats["skipped"] += 1
@@ -112,9 +134,19 @@ class SinkRunner:
                 self._producer.poll(0.5)
         self._producer.poll(0)
 
+    def _flush(self) -> int:
+        """``sink.flush()`` in a span linked to the traces of the records it writes."""
+        if not self.sink.buffered_rows():
+            return self.sink.flush()
+        with _tracer.start_as_current_span("sink.write", links=self._trace_links,
+                                           attributes={"rows": self.sink.buffered_rows()}):
+            written = self.sink.flush()
+        self._trace_links = []
+        return written
+
     def _try_flush(self, now: float) -> None:
         try:
-            self.stats["rows_written"] += self.sink.flush()
+            self.stats["rows_written"] += self._flush()
         except SinkBackpressureError as exc:
             self._retry_at = now + exc.retry_after_s
             if not self._paused:
@@ -157,7 +189,7 @@ class SinkRunner:
         if not partitions:
             return
         try:
-            self.stats["rows_written"] += self.sink.flush()
+            self.stats["rows_written"] += self._flush()
             self._store_offsets()
             self._commit()
         except (SinkBackpressureError, KafkaException) as exc:
@@ -176,7 +208,7 @@ class SinkRunner:
     def _shutdown(self) -> None:
         try:
             if self._consumed or self.sink.buffered_rows():
-                self.stats["rows_written"] += self.sink.flush()
+                self.stats["rows_written"] += self._flush()
                 self._store_offsets()
             self._commit()
         except (SinkBackpressureError, KafkaException) as exc:

@@ -17,8 +17,10 @@ import av
 import pytest
 import yaml
 
-from pipeline.config import Settings
-from pipeline.ingest.trace import parse_traceparent
+from opentelemetry import trace
+
+from pipeline import telemetry
+from pipeline.config import Settings, TelemetryConfig
 from pipeline.ingest.worker import IngestWorker
 from tests.conftest import with_overrides
 from tests.integration.ingest_support import REPO, FramesReader, free_port
@@ -55,6 +57,7 @@ def test_sample_clips_into_frames(kafka_settings: Settings, pets09: Path, street
     settings = cameras(kafka_settings,
                        {"id": "pets09", "source": str(pets09), "fps": 5},
                        {"id": "street", "source": str(street_cars), "fps": 12, "max_width": 320})
+    telemetry.setup(TelemetryConfig(), "test")  # as the CLI does: frames get an "ingest.frame" root span
     stats = IngestWorker(settings, start_ms=START_MS).run()
     reader = FramesReader(settings)
     try:
@@ -87,7 +90,9 @@ def test_sample_clips_into_frames(kafka_settings: Settings, pets09: Path, street
         assert len({f.frame["stream_id"] for f in frames}) == 1
         assert {(f.frame["width"], f.frame["height"]) for f in frames} == {size}
         assert all(f.image().shape == (size[1], size[0], 3) for f in frames)  # every JPEG decodes
-        assert all(parse_traceparent(f.traceparent or "") for f in frames)
+        contexts = [trace.get_current_span(telemetry.extract([("traceparent", (f.traceparent or "").encode())]))
+                    .get_span_context() for f in frames]
+        assert all(c.is_valid for c in contexts)  # each frame is the root span of a trace
         assert len({f.traceparent for f in frames}) == len(frames)
         snap = stats[camera_id]
         assert (snap["state"], snap["frames_failed"], snap["frames_dropped"], snap["decode_errors"]) == (

@@ -17,7 +17,10 @@ from pipeline.ingest.config import IngestConfig
 from pipeline.ingest.framequeue import FrameQueue
 from pipeline.ingest.reader import CameraReader
 from pipeline.ingest.stats import CameraStats
-from pipeline.ingest.trace import parse_traceparent
+from opentelemetry import trace
+
+from pipeline import telemetry
+from pipeline.config import TelemetryConfig
 
 START_MS = 1_700_000_000_000
 
@@ -52,6 +55,7 @@ def test_a_file_that_ends_is_followed_by_an_end_of_stream_marker(street_cars: Pa
 
 
 def test_file_sampled_by_presentation_time(pets09: Path):
+    telemetry.setup(TelemetryConfig(), "test")  # a tracer provider: each frame gets a real root span
     frames, items, stats = read_all(CameraConfig(id="pets09", source=str(pets09), fps=5))
     # 795 frames at 10 fps = 79.5 s; at 5 fps that is 398 frames, 200 ms apart from START_MS.
     assert len(frames) == 398
@@ -61,8 +65,9 @@ def test_file_sampled_by_presentation_time(pets09: Path):
     assert {(f["width"], f["height"], f["encoding"]) for f in frames} == {(768, 576, "jpeg")}
     snap = stats.snapshot()
     assert (snap["frames_read"], snap["frames_sampled"], snap["decode_errors"], snap["state"]) == (795, 398 + 1, 0, "ended")  # + end marker
-    traceparents = [dict(i.headers)["traceparent"].decode() for i in items]
-    assert all(parse_traceparent(t) for t in traceparents) and len(set(traceparents)) == 398
+    contexts = [trace.get_current_span(telemetry.extract(i.headers)).get_span_context() for i in items]
+    assert all(c.is_valid and c.trace_flags.sampled for c in contexts)
+    assert len({c.trace_id for c in contexts}) == 398  # every frame starts a trace of its own
     image = cv2.imdecode(np.frombuffer(frames[-1]["data"], np.uint8), cv2.IMREAD_COLOR)
     assert image.shape == (576, 768, 3)
 
