@@ -47,3 +47,7 @@ class ModelIntegrityError(CamcountError):
 
 class ServiceUnavailableError(CamcountError):
     """Kafka or ClickHouse did not answer in time."""
+
+
+class KafkaAuthenticationError(CamcountError):
+    """The broker refused our SASL credentials (or TLS handshake): retrying will not help."""

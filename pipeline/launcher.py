@@ -39,8 +39,9 @@ def write_config(settings: Settings, path: Path) -> Path:
         raw["kafka"]["sasl_password"] = settings.kafka.sasl_password.get_secret_value()
     raw["clickhouse"]["password"] = settings.clickhouse.password.get_secret_value()
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)  # before the secrets go in, not after
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    path.chmod(0o600)
     return path
 
 

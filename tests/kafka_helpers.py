@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -27,11 +28,16 @@ def write_config(settings: Settings, path: Path, **overrides: Any) -> Path:
     return path
 
 
-def start_worker(config: Path, *args: str, log: Path | None = None) -> subprocess.Popen:
-    """Start ``camcount -c CONFIG ARGS`` as a subprocess (stdout+stderr to ``log``)."""
+def start_worker(config: Path, *args: str, log: Path | None = None,
+                 env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start ``camcount -c CONFIG ARGS`` as a subprocess (stdout+stderr to ``log``).
+
+    ``env`` adds variables to this process's environment (e.g. ``CAMCOUNT_KAFKA_SASL_PASSWORD``,
+    which ``write_config`` leaves out of the file).
+    """
     out = open(log, "wb") if log else subprocess.DEVNULL
     return subprocess.Popen([sys.executable, "-m", "pipeline.cli", "-c", str(config), *args],
-                            stdout=out, stderr=subprocess.STDOUT)
+                            stdout=out, stderr=subprocess.STDOUT, env=os.environ | env if env else None)
 
 
 def produce(settings: Settings, topic: str, records: list[tuple[str, str, dict]]) -> None:

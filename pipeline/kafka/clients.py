@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+
 from pipeline.config import KafkaConfig
+from pipeline.exceptions import KafkaAuthenticationError, ServiceUnavailableError
+
+#: librdkafka errors that mean "these credentials / this certificate are refused".
+_AUTH_ERRORS = (KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError.SASL_AUTHENTICATION_FAILED)
 
 
 def common_config(cfg: KafkaConfig) -> dict[str, Any]:
@@ -24,6 +31,34 @@ def common_config(cfg: KafkaConfig) -> dict[str, Any]:
         conf["ssl.ca.location"] = cfg.ssl_ca_location
     conf.update(cfg.extra)
     return conf
+
+
+def check_connection(cfg: KafkaConfig, timeout_s: float = 10.0) -> None:
+    """Fetch cluster metadata once, turning a refused login into a clear error.
+
+    librdkafka only says "broker transport failure" to the caller; the reason (SASL
+    authentication failed, TLS handshake failed) comes through ``error_cb``, so it is
+    collected here and named. Raises ``KafkaAuthenticationError`` (credentials or
+    certificate refused) or ``ServiceUnavailableError`` (no answer in ``timeout_s``).
+    """
+    errors: list[KafkaError] = []
+    admin = AdminClient(common_config(cfg) | {"error_cb": errors.append, "log_level": 0})
+    try:
+        admin.list_topics(timeout=timeout_s)
+        return
+    except KafkaException as exc:
+        failure = exc.args[0]
+    admin.poll(0)  # serve the queued error callbacks
+    refused = [e for e in errors if e.code() in _AUTH_ERRORS]
+    if refused:
+        who = f"user {cfg.sasl_username!r} with {cfg.sasl_mechanism}" if cfg.sasl_mechanism else "this client"
+        raise KafkaAuthenticationError(
+            f"Kafka at {cfg.bootstrap_servers} ({cfg.security_protocol}) refused {who}: {refused[-1].str()}; "
+            "check kafka.sasl_username / kafka.sasl_password (CAMCOUNT_KAFKA_SASL_PASSWORD) "
+            "and kafka.ssl_ca_location"
+        )
+    detail = errors[-1].str() if errors else failure.str()
+    raise ServiceUnavailableError(f"Kafka at {cfg.bootstrap_servers} did not answer in {timeout_s:.0f}s: {detail}")
 
 
 def producer_config(cfg: KafkaConfig, **overrides: Any) -> dict[str, Any]:

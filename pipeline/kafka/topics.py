@@ -9,7 +9,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipeline.config import Settings
-from pipeline.kafka.clients import common_config
+from pipeline.kafka.clients import check_connection, common_config
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,11 @@ def name(settings: Settings, topic: str) -> str:
 
 
 def create_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, str]:
-    """Create missing topics; existing ones are left as they are. Returns name -> 'created'|'exists'."""
+    """Create missing topics; existing ones are left as they are. Returns name -> 'created'|'exists'.
+
+    A refused login raises ``KafkaAuthenticationError`` naming the cause.
+    """
+    check_connection(settings.kafka, timeout_s=timeout_s)
     admin = AdminClient(common_config(settings.kafka))
     specs = topic_specs(settings)
     new = [
