@@ -411,8 +411,8 @@ def build_worker(settings: Settings, model: str | None = None, recorder: Latency
     ``detections.shadow`` in a consumer group of its own per candidate version."""
     detector = load_worker_detector(settings, model, recorder)
     if role == "shadow":
-        options["group_id"] = (options.get("group_id")
-                               or f"{settings.inference.group_id}-shadow-{detector.name}-{detector.version}")
+        own = f"{settings.inference.group_id}-shadow-{detector.name}-{detector.version}"
+        options["group_id"] = options.get("group_id") or topics.name(settings, own)  # prefixed like the topics
         options.update(input_topic=topics.FRAMES_SHADOW, output_topic=topics.DETECTIONS_SHADOW)
     elif follow:
         from pipeline.shadow.live import LiveModels
