@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -91,6 +92,8 @@ def aiokafka_kwargs(cfg: KafkaConfig) -> dict[str, Any]:
     kw: dict[str, Any] = {}
     if cfg.security_protocol != "PLAINTEXT":
         kw["security_protocol"] = cfg.security_protocol
+    if "SSL" in cfg.security_protocol:  # aiokafka needs a context for SSL and SASL_SSL
+        kw["ssl_context"] = ssl.create_default_context(cafile=cfg.ssl_ca_location)
     if cfg.sasl_mechanism:
         kw["sasl_mechanism"] = cfg.sasl_mechanism
         kw["sasl_plain_username"] = cfg.sasl_username

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -69,44 +70,50 @@ def _infra(script: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 class SecureBroker:
-    def __init__(self, folder: Path, port: int, password: str) -> None:
-        self.folder, self.port, self.password = folder, port, password
+    def __init__(self, folder: Path, port: int, mechanism: str, password: str) -> None:
+        self.folder, self.port, self.mechanism, self.password = folder, port, mechanism, password
 
     def settings(self, password: str | None = None, **extra: object) -> Settings:
         kafka = {"bootstrap_servers": f"127.0.0.1:{self.port}", "security_protocol": "SASL_SSL",
-                 "sasl_mechanism": MECHANISM, "sasl_username": USER,
+                 "sasl_mechanism": self.mechanism, "sasl_username": USER,
                  "sasl_password": self.password if password is None else password,
                  "ssl_ca_location": str(self.folder / "ca.pem")}
         raw = {"kafka": kafka, "topics": {"prefix": f"sec{uuid.uuid4().hex[:8]}.", "partitions": 1}} | extra
         return parse_settings(raw, "<test>", environ={})
 
 
-@pytest.fixture(scope="module")
-def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
-    folder = tmp_path_factory.mktemp("sasl-ssl")
+@contextmanager
+def private_broker(folder: Path, mechanism: str) -> Iterator[SecureBroker]:
+    """A broker of this test's own with a SASL_SSL listener whose one user is ``USER``."""
     _make_certificates(folder)
     password = f"pw-{secrets.token_hex(12)}"
     users = folder / "users"
-    users.write_text(f"{USER}:{password}\n")
+    users.write_text(f"# name:password\n{USER}:{password}\n")
     users.chmod(0o600)
     plain_port, controller_port, sasl_port = _free_ports(3)
     env = os.environ | {
         "CAMCOUNT_STATE_DIR": str(folder / "state"),
         "CAMCOUNT_KAFKA_PORT": str(plain_port), "CAMCOUNT_KAFKA_CONTROLLER_PORT": str(controller_port),
-        "CAMCOUNT_KAFKA_SASL_SSL_PORT": str(sasl_port), "CAMCOUNT_KAFKA_SASL_SSL_MECHANISM": MECHANISM,
+        "CAMCOUNT_KAFKA_SASL_SSL_PORT": str(sasl_port), "CAMCOUNT_KAFKA_SASL_SSL_MECHANISM": mechanism,
         "CAMCOUNT_KAFKA_SSL_KEYSTORE_PEM": str(folder / "broker.pem"),
         "CAMCOUNT_KAFKA_SASL_USERS_FILE": str(users), "CAMCOUNT_KAFKA_HEAP": "-Xmx384m",
     }
     up = _infra("up.sh", env)
     try:
         assert up.returncode == 0, up.stderr
-        assert f"SASL_SSL listener at 127.0.0.1:{sasl_port} ({MECHANISM})" in up.stderr
+        assert f"SASL_SSL listener at 127.0.0.1:{sasl_port} ({mechanism})" in up.stderr
         assert password not in up.stderr
-        yield SecureBroker(folder, sasl_port, password)
+        yield SecureBroker(folder, sasl_port, mechanism, password)
     finally:
         down = _infra("down.sh", env)
         assert down.returncode == 0, down.stderr
         assert "Kafka: stopped" in down.stderr
+
+
+@pytest.fixture(scope="module")
+def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
+    with private_broker(tmp_path_factory.mktemp("sasl-ssl"), MECHANISM) as broker:
+        yield broker
 
 
 def _cli(config: Path, *args: str, password: str) -> subprocess.CompletedProcess:
@@ -128,6 +135,15 @@ def test_a_wrong_password_is_refused_with_a_clear_error(secure_broker: SecureBro
     assert refused.returncode == 1, refused.stderr
     assert "refused user 'camcount'" in refused.stderr and "SASL authentication error" in refused.stderr
     assert wrong not in refused.stderr + refused.stdout
+
+
+def test_plain_users_work_too(tmp_path: Path) -> None:
+    with private_broker(tmp_path, "PLAIN") as broker:
+        check_connection(broker.settings().kafka, timeout_s=30)
+        with pytest.raises(KafkaAuthenticationError, match="refused user 'camcount' with PLAIN"):
+            check_connection(broker.settings(password="not-it").kafka, timeout_s=10)
+    properties = tmp_path / "state" / "kafka" / "server.properties"
+    assert properties.stat().st_mode & 0o077 == 0  # it holds the PLAIN passwords
 
 
 def test_ingest_inference_and_counter_run_over_sasl_ssl(
