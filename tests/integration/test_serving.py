@@ -29,6 +29,7 @@ import yaml
 from tritonclient.utils import InferenceServerException
 
 from pipeline.config import REPO_ROOT, Settings, parse_settings, shared_dir
+from pipeline.inference.registry import ModelRegistry
 from pipeline.detections import Detections
 
 KEY = "test-key-0123456789abcdef"
@@ -194,7 +195,9 @@ def test_health_and_server_metadata(client, server) -> None:
 def test_model_metadata_describes_inputs_and_outputs(client) -> None:
     for version in ("", VERSION):
         meta = client.get_model_metadata(MODEL, version, headers=auth())
-        assert meta["name"] == MODEL and meta["versions"] == [VERSION]
+        assert meta["name"] == MODEL and VERSION in meta["versions"]
+        assert meta["versions"] == sorted(k.split(":", 1)[1] for k in ModelRegistry.load().keys()
+                                          if k.startswith(MODEL + ":"))
         inputs = {t["name"]: (t["datatype"], t["shape"]) for t in meta["inputs"]}
         assert inputs == {"image": ("BYTES", [1]), "image_bgr": ("UINT8", [-1, -1, 3])}
         outputs = {t["name"]: (t["datatype"], t["shape"]) for t in meta["outputs"]}
