@@ -16,7 +16,7 @@ from opentelemetry import metrics, trace
 from pipeline import telemetry
 from pipeline.codec import DETECTIONS, default_codec
 from pipeline.config import Settings
-from pipeline.counting.processor import CountingProcessor
+from pipeline.counting.processor import CountingProcessor, check_box_limit
 from pipeline.exceptions import DecodeError
 from pipeline.inference.registry import ModelRegistry
 from pipeline.kafka import topics
@@ -52,6 +52,7 @@ def build_app(settings: Settings, registry: ModelRegistry) -> faust.App:
             _DETECTIONS_IN.add(1)
             try:
                 rec = codec.decode_as(event.value, DETECTIONS)
+                check_box_limit(rec, settings.counting.max_boxes)
             except DecodeError as exc:
                 _DEAD_LETTERED.add(1, {"reason": exc.reason})
                 log.warning("detections %d/%d to the DLQ: %s", msg.partition, msg.offset, exc)

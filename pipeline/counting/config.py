@@ -13,6 +13,10 @@ from pipeline.counting.params import TrackerParams
 class CountingConfig(Section):
     #: Overrides of ``TrackerParams`` fields (see its docstring for what each trades off).
     tracker: dict[str, Any] = Field(default_factory=dict)
+    #: Most boxes one Detections message may carry; more is an ``InputLimitError`` (to the
+    #: DLQ). Bounds the tracker's per-frame matching work (tracks x boxes): raise it for
+    #: scenes that really hold more objects, lower it to shed a flood of junk sooner.
+    max_boxes: int = Field(1000, ge=1)
 
     @field_validator("tracker")
     @classmethod

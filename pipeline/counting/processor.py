@@ -19,6 +19,7 @@ from pipeline.counting.camera_rules import rules_for_camera
 from pipeline.counting.counter import CameraCounter, CountResult
 from pipeline.counting.params import TrackerParams
 from pipeline.detections import Detections
+from pipeline.exceptions import InputLimitError
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,15 @@ class Output:
     state: dict[str, Any] | None
     records: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     duplicate: bool = False
+
+
+def check_box_limit(rec: dict[str, Any], max_boxes: int) -> None:
+    """Raise ``InputLimitError`` (a ``DecodeError``: the message goes to the DLQ) for a
+    Detections record with more than ``max_boxes`` boxes."""
+    count = len(rec["boxes"])
+    if count > max_boxes:
+        raise InputLimitError(f"detections of camera {rec['camera_id']!r} seq {rec['seq']} carry {count} boxes, "
+                              f"over counting.max_boxes={max_boxes}")
 
 
 def detections_from_record(rec: dict[str, Any]) -> Detections:

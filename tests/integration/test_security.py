@@ -23,13 +23,13 @@ from typing import Iterator
 
 import pytest
 
-from pipeline.codec import HEARTBEAT, default_codec
+from pipeline.codec import DETECTIONS, HEARTBEAT, default_codec
 from pipeline.config import REPO_ROOT, Settings, parse_settings
 from pipeline.exceptions import KafkaAuthenticationError
 from pipeline.ingest.worker import IngestWorker
 from pipeline.kafka import topics
 from pipeline.kafka.clients import check_connection, common_config
-from tests.kafka_helpers import consume, start_worker, write_config
+from tests.kafka_helpers import consume, produce, start_worker, write_config
 
 USER = "camcount"
 MECHANISM = "SCRAM-SHA-256"
@@ -181,6 +181,15 @@ def test_ingest_inference_and_counter_run_over_sasl_ssl(
         out = consume(settings, topics.name(settings, topics.COUNT_EVENTS),
                       lambda m: len(_heartbeats(m)) >= FRAMES, timeout_s=120, workers=(counter,))
         assert [h["seq"] for h in _heartbeats(out)][:FRAMES] == list(range(FRAMES))
+
+        # Input limits hold over the same listener: too many boxes is a clear DLQ record.
+        flood = dict(det_value(det[0]), seq=10_000, boxes=[_BOX] * (settings.counting.max_boxes + 1))
+        produce(settings, topics.name(settings, topics.DETECTIONS), [("pets", DETECTIONS, flood)])
+        dead = consume(settings, topics.name(settings, topics.dlq(topics.DETECTIONS)), lambda m: len(m) >= 1,
+                       timeout_s=60, workers=(counter,))
+        headers = dict(dead[0].headers())
+        assert headers["dlq.reason"] == b"input_limit"
+        assert b"over counting.max_boxes=1000" in headers["dlq.error"]
     finally:
         for proc in (counter, infer):
             if proc.poll() is None:
@@ -192,6 +201,13 @@ def test_ingest_inference_and_counter_run_over_sasl_ssl(
     for name, text in logs.items():
         assert password not in text, f"the SASL password appears in the {name} log"
     assert password in str(common_config(settings.kafka).values())  # it does reach librdkafka
+
+
+_BOX = dict(class_id=0, score=0.9, x1=0.1, y1=0.1, x2=0.2, y2=0.2)
+
+
+def det_value(msg) -> dict:
+    return default_codec().decode_as(msg.value(), DETECTIONS)
 
 
 def _heartbeats(msgs: list) -> list[dict]:
