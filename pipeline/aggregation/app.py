@@ -191,30 +191,14 @@ class Aggregator:
         if self.stats:
             log.info("aggregator: %s", dict(sorted(self.stats.items())))
 
-    def run(self, loglevel: str = "WARNING") -> int:
-        """Run the worker until SIGINT/SIGTERM; returns the exit code."""
-        worker = faust.Worker(self.app, loglevel=loglevel, quiet=True, override_logging=False)
-        try:
-            worker.execute_from_commandline()
-        except SystemExit as exc:
-            return int(exc.code or 0)
-        finally:
-            log.info("aggregator stopped: %s", dict(sorted(self.stats.items())))
-        return 0
-
 
 def main(settings: Settings, health_port: int | None = None) -> int:
     """Entry point of ``camcount aggregate``."""
-    from pipeline.kafka.faust_app import app_ready
+    from pipeline.kafka.faust_app import serve
 
-    level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
     aggregator = Aggregator(settings)
-    health = telemetry.start_worker(settings, "aggregate", lambda: app_ready(aggregator.app), health_port)
-    try:
-        return aggregator.run(loglevel=level if isinstance(level, str) else "WARNING")
-    finally:
-        if health is not None:
-            health.stop()
+    return serve(settings, "aggregate", aggregator.app, health_port,
+                 lambda: log.info("aggregator stopped: %s", dict(sorted(aggregator.stats.items()))))
 
 
 if __name__ == "__main__":  # pragma: no cover - handy for debugging: python -m pipeline.aggregation.app

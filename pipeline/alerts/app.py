@@ -261,28 +261,11 @@ class Alerter:
         if self.stats:
             log.info("alerter: %s", dict(sorted(self.stats.items())))
 
-    def run(self, loglevel: str = "WARNING") -> int:
-        """Run the worker until SIGINT/SIGTERM; returns the exit code."""
-        worker = faust.Worker(self.app, loglevel=loglevel, quiet=True, override_logging=False)
-        try:
-            worker.execute_from_commandline()
-        except SystemExit as exc:
-            return int(exc.code or 0)
-        finally:
-            log.info("alerter stopped: %s", dict(sorted(self.stats.items())))
-        return 0
-
 
 def main(settings: Settings, health_port: int | None = None) -> int:
     """Entry point of ``camcount alerter``."""
-    from pipeline import telemetry
-    from pipeline.kafka.faust_app import app_ready
+    from pipeline.kafka.faust_app import serve
 
-    level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
     alerter = Alerter(settings)
-    health = telemetry.start_worker(settings, "alerter", lambda: app_ready(alerter.app), health_port)
-    try:
-        return alerter.run(loglevel=level if isinstance(level, str) else "WARNING")
-    finally:
-        if health is not None:
-            health.stop()
+    return serve(settings, "alerter", alerter.app, health_port,
+                 lambda: log.info("alerter stopped: %s", dict(sorted(alerter.stats.items()))))

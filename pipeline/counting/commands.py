@@ -18,21 +18,14 @@ from pipeline.config import Settings
 def _counter(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.counting.app import build_app
     from pipeline.inference.registry import registry_from_settings
-    from pipeline.kafka.faust_app import app_ready, run_worker
+    from pipeline.kafka.faust_app import serve
 
     app = build_app(settings, registry_from_settings(settings))
-    health = telemetry.start_worker(settings, "counter", lambda: app_ready(app), getattr(args, "health_port", None))
-    try:
-        run_worker(app, args.loglevel)
-    finally:
-        if health is not None:
-            health.stop()
-    return 0
+    return serve(settings, "counter", app, getattr(args, "health_port", None))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("counter", help="run the counter: track objects, apply line/zone rules, emit count events")
-    p.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
     telemetry.add_health_option(p)
     p.set_defaults(handler=_counter)
     _register_count(sub)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ssl
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import faust
 
@@ -57,11 +57,30 @@ def raw_topic(app: faust.App, topic: str) -> faust.TopicT:
     return app.topic(topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
 
-def run_worker(app: faust.App, loglevel: str = "warning") -> None:
-    """Run the app until SIGTERM/SIGINT (faust's worker handles the signals and shutdown)."""
-    from faust.worker import Worker
+def serve(settings: Settings, part: str, app: faust.App, health_port: int | None = None,
+          on_exit: Callable[[], None] = lambda: None) -> int:
+    """Run a faust app as a camcount worker until SIGTERM/SIGINT; returns the exit code.
 
-    Worker(app, loglevel=loglevel.upper()[:4] if loglevel != "warning" else "WARN").execute_from_commandline()
+    Sets up telemetry and the health endpoint (ready while the app runs outside a
+    rebalance); faust's worker handles the signals and the shutdown.
+    """
+    import logging
+
+    from pipeline import telemetry
+
+    level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+    health = telemetry.start_worker(settings, part, lambda: app_ready(app), health_port)
+    worker = faust.Worker(app, loglevel=level if isinstance(level, str) else "WARNING", quiet=True,
+                          override_logging=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        on_exit()
+        if health is not None:
+            health.stop()
+    return 0
 
 
 def app_ready(app: faust.App) -> bool:

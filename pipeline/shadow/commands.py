@@ -59,7 +59,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     app.add_argument("--window-s", type=int, default=10, help="comparison window (default 10 s)")
     app.add_argument("--max-wait-ms", type=int, default=5000,
                      help="how long a frame waits for its other side, in event time (default 5000)")
-    app.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning", "error"])
     app.set_defaults(handler=_run_comparator)
 
 
@@ -165,9 +164,8 @@ def _compare(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run_comparator(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.inference.registry import registry_from_settings
-    from pipeline.kafka.faust_app import run_worker
+    from pipeline.kafka.faust_app import serve
     from pipeline.shadow.app import CompareOptions, build_app
 
     options = CompareOptions(window_ms=args.window_s * 1000, max_wait_ms=args.max_wait_ms)
-    run_worker(build_app(settings, registry_from_settings(settings), options), args.loglevel)
-    return 0
+    return serve(settings, "compare", build_app(settings, registry_from_settings(settings), options))

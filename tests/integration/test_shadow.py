@@ -170,7 +170,7 @@ def test_an_identical_candidate_agrees_fully_with_the_primary(settings: Settings
     settings = with_overrides(settings, cameras=cameras, inference={"max_batch": 4, "max_pending_frames": 8})
     control.change(settings, lambda a: am.set_shadow(a, B1, 1.0, "test", control.now_ms()))
     comparator = start_worker(write_config(settings, tmp_path / "camcount.yaml"), "-v", "compare",
-                              "--window-s", "60", "--loglevel", "info", log=tmp_path / "compare.log")
+                              "--window-s", "60", log=tmp_path / "compare.log")
     primary = WorkerThread(settings, follow=True, group_id=group(settings, "primary"), idle_exit_s=5).start()
     shadow = WorkerThread(settings, model=B1, role="shadow", idle_exit_s=5).start()
     try:
