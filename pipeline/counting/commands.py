@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pipeline import telemetry
+from pipeline.cli_types import positive_int
 from pipeline.config import Settings
 
 
@@ -51,16 +52,6 @@ def fps_arg(value: str) -> float:
     if not 0 <= fps <= 1000:
         raise argparse.ArgumentTypeError(f"expected frames per second (0 = every frame), got {value!r}")
     return fps
-
-
-def positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return number
 
 
 def classes_arg(value: str) -> list[str]:

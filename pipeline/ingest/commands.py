@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from pipeline import telemetry
+from pipeline.cli_types import positive_int
 from pipeline.config import Settings
 
 EXIT_OK, EXIT_FAILURE = 0, 1
@@ -28,16 +29,6 @@ def start_ms_arg(value: str) -> int:
     if start_ms < 0:
         raise argparse.ArgumentTypeError("must not be negative")
     return start_ms
-
-
-def positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
