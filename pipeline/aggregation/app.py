@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import ssl
 import sys
 import time
 from collections import Counter
@@ -34,7 +33,7 @@ from pipeline.codec import Codec, default_codec
 from pipeline.config import Settings
 from pipeline.exceptions import ConfigError, DecodeError, ServiceUnavailableError
 from pipeline.kafka.clients import common_config
-from pipeline.kafka.faust_app import event_headers
+from pipeline.kafka.faust_app import event_headers, make_app
 from pipeline.kafka.headers import dlq_headers
 from pipeline.kafka.topics import COUNT_EVENTS, COUNTS, dlq, name
 
@@ -48,21 +47,6 @@ PRODUCER_LINGER_MS = 10
 
 def app_id(settings: Settings) -> str:
     return name(settings, settings.aggregation.app_id)
-
-
-def _credentials(settings: Settings) -> Any:
-    cfg = settings.kafka
-    context = None
-    if cfg.security_protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(cafile=cfg.ssl_ca_location)
-    if cfg.security_protocol.startswith("SASL"):
-        return faust.SASLCredentials(
-            username=cfg.sasl_username,
-            password=cfg.sasl_password.get_secret_value() if cfg.sasl_password else None,
-            mechanism=cfg.sasl_mechanism or "PLAIN",
-            ssl_context=context,
-        )
-    return faust.SSLCredentials(context) if context is not None else None
 
 
 def source_partitions(settings: Settings, timeout_s: float = 10.0) -> int:
@@ -92,27 +76,20 @@ class Aggregator:
                           description="Count events by outcome (counted, too_late, dlq.*, emitted, ...)")
         self._quiet_until, self._suppressed = 0.0, 0
         partitions = source_partitions(settings)
-        self.app = faust.App(
-            app_id(settings),
-            broker=[f"kafka://{hp.strip()}" for hp in settings.kafka.bootstrap_servers.split(",")],
-            broker_credentials=_credentials(settings),
-            broker_client_id=settings.kafka.client_id,
+        self.app = make_app(
+            settings, cfg.app_id,
             broker_commit_interval=cfg.commit_interval_ms / 1000,
             broker_session_timeout=cfg.session_timeout_ms / 1000,
             broker_heartbeat_interval=cfg.session_timeout_ms / 1000 / 5,
             broker_rebalance_timeout=cfg.session_timeout_ms / 1000,
-            consumer_auto_offset_reset="earliest",
             producer_acks=-1,
             # Batch the changelog writes (two per record) instead of one request each; results
             # wait for their acks, so this adds at most this much to their latency.
             producer_linger_ms=PRODUCER_LINGER_MS,
-            store="memory://",
             datadir=str(cfg.data_dir),
             topic_partitions=partitions,
-            topic_replication_factor=settings.topics.replication_factor,
             topic_disable_leader=True,
             table_standby_replicas=0,
-            web_enabled=False,
             autodiscover=False,
         )
         raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}

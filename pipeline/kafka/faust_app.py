@@ -30,16 +30,19 @@ def _credentials(cfg: KafkaConfig) -> faust.types.auth.CredentialsT | None:
     return faust.SSLCredentials(context)
 
 
-def make_app(settings: Settings, name: str) -> faust.App:
-    """A faust app whose id (consumer group, changelog prefix) carries the topic prefix."""
+def make_app(settings: Settings, name: str, **overrides: Any) -> faust.App:
+    """A faust app whose id (consumer group, changelog prefix) carries the topic prefix.
+
+    ``overrides`` are faust settings a part tunes for itself (commit interval, timeouts...).
+    """
     app_id = f"{settings.topics.prefix}{name}"
     datadir = Path(tempfile.gettempdir()) / "camcount-faust" / app_id
     datadir.parent.mkdir(parents=True, exist_ok=True)
     brokers = [f"kafka://{b.strip()}" for b in settings.kafka.bootstrap_servers.split(",")]
-    return faust.App(
-        app_id,
+    options: dict[str, Any] = dict(
         broker=brokers,
         broker_credentials=_credentials(settings.kafka),
+        broker_client_id=settings.kafka.client_id,
         store="memory://",  # state is rebuilt from the changelog topic on start
         topic_partitions=settings.topics.partitions,
         topic_replication_factor=settings.topics.replication_factor,
@@ -50,6 +53,7 @@ def make_app(settings: Settings, name: str) -> faust.App:
         datadir=datadir,
         producer_max_request_size=settings.topics.max_message_bytes,
     )
+    return faust.App(app_id, **(options | overrides))
 
 
 def raw_topic(app: faust.App, topic: str) -> faust.TopicT:
