@@ -42,6 +42,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.serving.server import build_server, serve
 
-    server = build_server(settings, host=args.host, port=args.port)
-    asyncio.run(serve(server, lambda url: print(f"camcount serve: listening on {url}", flush=True)))
+    resolver = None
+    if settings.serving.follow_assignment:
+        from pipeline.serving.assignment import AssignmentResolver
+
+        resolver = AssignmentResolver(settings).start()
+    try:
+        server = build_server(settings, host=args.host, port=args.port, resolver=resolver)
+        asyncio.run(serve(server, lambda url: print(f"camcount serve: listening on {url}", flush=True)))
+    finally:
+        if resolver is not None:
+            resolver.stop()
     return 0

@@ -44,6 +44,9 @@ class ApiKeyConfig(Section):
 
 
 class ServingConfig(Section):
+    #: Answer unversioned requests with the primary of the ``model-control`` topic, followed
+    #: live (promote/rollback apply); False serves ``models.primary`` for the process's life.
+    follow_assignment: bool = True
     #: Listen address and port (``camcount serve --host/--port`` override them).
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)

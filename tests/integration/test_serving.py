@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
@@ -97,6 +98,7 @@ def server_config(**serving: object) -> dict:
         "models": {"dir": str(shared_dir() / "models")},
         "inference": {"session": {"intra_op_num_threads": 2}},
         "serving": {
+            "follow_assignment": False,  # see test_unversioned_requests_follow_promote_and_rollback
             "api_keys": [
                 {"id": "tester", "key": KEY, "rate_limit_per_s": 1000, "rate_limit_burst": 1000},
                 {"id": "limited", "key": LIMITED_KEY, "rate_limit_per_s": 0.1, "rate_limit_burst": 2},
@@ -429,3 +431,35 @@ def test_refuses_an_open_endpoint_off_loopback_and_a_taken_port(server, tmp_path
     result = subprocess.run([*serve, "--port", str(server.port)], capture_output=True, text=True, timeout=120,
                             cwd=REPO_ROOT)
     assert result.returncode == 1 and f"could not serve on 127.0.0.1:{server.port}" in result.stderr
+
+
+def test_unversioned_requests_follow_promote_and_rollback(kafka_settings: Settings, jpeg100: bytes,
+                                                         tmp_path: Path) -> None:
+    """The endpoint reads model-control like the inference workers: promote and rollback apply."""
+    from pipeline.shadow.assignment import promote, rollback
+    from pipeline.shadow.control import change, now_ms
+
+    config = server_config(follow_assignment=True) | {
+        "kafka": {"bootstrap_servers": kafka_settings.kafka.bootstrap_servers},
+        "topics": {"prefix": kafka_settings.topics.prefix}}
+    srv = Server(config, tmp_path)
+    try:
+        with triton.InferenceServerClient(srv.url, network_timeout=60) as client:
+            def version() -> str:
+                return client.infer(MODEL, [image_input(jpeg100)], headers=auth()).get_response()["model_version"]
+
+            def becomes(expected: str) -> bool:
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    if version() == expected:
+                        return True
+                    time.sleep(0.2)
+                return False
+
+            assert version() == VERSION
+            change(kafka_settings, lambda a: promote(a, f"{MODEL}:1-b1", "test", now_ms()))
+            assert becomes("1-b1")
+            change(kafka_settings, lambda a: rollback(a, "test", now_ms()))
+            assert becomes(VERSION)
+    finally:
+        srv.stop()
