@@ -128,8 +128,11 @@ start_clickhouse() {
   say "ClickHouse: starting (pid $!)"
 }
 
-kafka_ready() { alive "$STATE/run/kafka.pid" "$KAFKA_PATTERN" || die "Kafka: process exited (log: $STATE/logs/kafka.log, $STATE/logs/kafka.out)"; port_open "$KAFKA_PORT" && tail -c "+$((KAFKA_LOG_OFFSET + 1))" "$STATE/logs/kafka.log" 2>/dev/null | grep "Kafka Server started" >/dev/null; }
-clickhouse_ready() { alive "$STATE/run/clickhouse.pid" "$CH_PATTERN" || die "ClickHouse: process exited (log: $STATE/logs/clickhouse.err.log)"; [ "$(curl -fsS "http://$HOST:$CH_HTTP_PORT/ping" 2>/dev/null)" = "Ok." ]; }
+# starting PIDFILE: the process exists (not a zombie). Just after the fork its command line is
+# still this shell's, not the server's, so `alive` says no: not ready yet, but not dead either.
+starting() { [ -r "/proc/$(cat "$1")/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$(cat "$1")/status"; }
+kafka_ready() { alive "$STATE/run/kafka.pid" "$KAFKA_PATTERN" || { starting "$STATE/run/kafka.pid" && return 1; } || die "Kafka: process exited (log: $STATE/logs/kafka.log, $STATE/logs/kafka.out)"; port_open "$KAFKA_PORT" && tail -c "+$((KAFKA_LOG_OFFSET + 1))" "$STATE/logs/kafka.log" 2>/dev/null | grep "Kafka Server started" >/dev/null; }
+clickhouse_ready() { alive "$STATE/run/clickhouse.pid" "$CH_PATTERN" || { starting "$STATE/run/clickhouse.pid" && return 1; } || die "ClickHouse: process exited (log: $STATE/logs/clickhouse.err.log)"; [ "$(curl -fsS "http://$HOST:$CH_HTTP_PORT/ping" 2>/dev/null)" = "Ok." ]; }
 
 KAFKA_LOG_OFFSET=0
 services=" ${*:-kafka clickhouse} "  # `up.sh kafka` starts only Kafka
