@@ -101,28 +101,39 @@ class LocalPipeline:
             tail = (self.workdir / "ingest.log").read_text(errors="replace")[-2000:]
             raise CamcountError(f"ingest exited with {proc.returncode}:\n{tail}")
 
-    def consumer_lag(self) -> int | None:
-        """Messages not yet committed by the workers' consumer groups, over all their inputs
-        (None when the broker could not say just now: a leader moving, a rebalance)."""
+    def inputs(self, worker: str | None = None) -> list[tuple[str, str]]:
+        """``(consumer group, input topic)`` pairs of one worker (default: of all of them)."""
         s = self.settings
-        pairs = [(s.inference.group_id, topics.FRAMES), ("camcount-counter", topics.DETECTIONS),
-                 (s.aggregation.app_id, topics.COUNT_EVENTS), (s.sink.group_id, topics.COUNTS),
-                 (s.sink.group_id, topics.COUNT_EVENTS)]
-        lag = 0
-        for group, topic in pairs:
+        pairs = {"infer": [(s.inference.group_id, topics.FRAMES)],
+                 "counter": [("camcount-counter", topics.DETECTIONS)],
+                 "aggregate": [(s.aggregation.app_id, topics.COUNT_EVENTS)],
+                 "sink": [(s.sink.group_id, topics.COUNTS), (s.sink.group_id, topics.COUNT_EVENTS)]}
+        return [pair for name in ([worker] if worker else WORKERS) for pair in pairs[name]]
+
+    def offsets(self, worker: str | None = None) -> dict[tuple[str, str, int], tuple[int, int]] | None:
+        """``(group, topic, partition) -> (committed, end offset)`` of the workers' inputs
+        (None when the broker could not say just now: down, a leader moving, a rebalance)."""
+        s, out = self.settings, {}
+        for group, topic in self.inputs(worker):
             consumer = Consumer(consumer_config(s.kafka, topics.name(s, group), **{"enable.auto.commit": False}))
             try:
                 name = topics.name(s, topic)
                 parts = [TopicPartition(name, p) for p in consumer.list_topics(name, timeout=10).topics[name].partitions]
                 for tp in consumer.committed(parts, timeout=10):
                     high = consumer.get_watermark_offsets(tp, timeout=10)[1]
-                    lag += high - max(tp.offset, 0)
+                    out[(group, topic, tp.partition)] = (max(tp.offset, 0), high)
             except KafkaException as exc:
-                log.info("consumer lag of %s unknown for now: %s", group, exc)
+                log.info("offsets of %s unknown for now: %s", group, exc)
                 return None
             finally:
                 consumer.close()
-        return lag
+        return out
+
+    def consumer_lag(self) -> int | None:
+        """Messages not yet committed by the workers' consumer groups, over all their inputs
+        (None when the broker could not say just now: a leader moving, a rebalance)."""
+        offsets = self.offsets()
+        return None if offsets is None else sum(high - done for done, high in offsets.values())
 
     def wait_drained(self, timeout_s: float) -> None:
         """Wait until every worker has committed everything on its input topics (checked twice)."""
