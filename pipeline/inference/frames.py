@@ -3,7 +3,7 @@
 Everything a bad frame can do wrong ends as a ``DecodeError`` whose ``reason`` goes to the
 dead-letter headers: ``corrupt`` / ``unknown_schema`` / ``wrong_record`` (Avro),
 ``input_limit`` (message bytes, declared or actual pixel size), ``bad_image`` (JPEG that
-does not decode), ``size_mismatch`` (decoded size differs from the declared one).
+does not decode), ``size_mismatch`` (the JPEG header or decoded size differs from the declared one).
 """
 
 from __future__ import annotations
@@ -69,6 +69,14 @@ def parse_frame(value: bytes | None, codec: Codec, limits: FrameLimits) -> dict[
         raise InputLimitError(
             f"frame of {width}x{height} exceeds the limit {limits.max_width}x{limits.max_height}"
         )
+    from pipeline.inference.preprocess import jpeg_size  # OpenCV: only where images are
+
+    # The JPEG header's size, read without decoding: a frame lying about its size is refused
+    # here, before it takes a batch slot and ~5 ms of decoding (a flood of them would).
+    size = jpeg_size(frame["data"])
+    if size is not None and size != (height, width):
+        raise DecodeError(f"image is {size[1]}x{size[0]}, the frame declares {width}x{height}",
+                          reason="size_mismatch")
     return frame
 
 
