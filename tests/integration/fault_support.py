@@ -57,17 +57,17 @@ class PrivateKafka:
 
 def time_until_progress(pipeline: LocalPipeline, workers: list[str], since: float,
                         timeout_s: float = 90.0) -> float | None:
-    """Seconds from ``since`` until each of ``workers`` that has input waiting commits past
-    where it was at the first look (its lag goes down again); None if none had any waiting."""
+    """Seconds from ``since`` until each of ``workers`` commits past where it was at the first
+    look (consuming again: its lag goes down). A worker with nothing waiting then must get new
+    input first; None if one never did within the timeout (nothing to measure)."""
     baseline = None
     deadline = time.monotonic() + timeout_s
     while baseline is None and time.monotonic() < deadline:
         baseline = {w: pipeline.offsets(w) for w in workers}
         baseline = None if any(v is None for v in baseline.values()) else baseline
-    waiting = {w for w, offs in (baseline or {}).items() if any(high > done for done, high in offs.values())}
-    if not waiting:
-        return None
-    while time.monotonic() < deadline:
+    assert baseline is not None, f"offsets of {workers} unknown {timeout_s:.0f}s after the fault"
+    waiting = set(workers)
+    while waiting and time.monotonic() < deadline:
         for worker in list(waiting):
             now = pipeline.offsets(worker)
             if now and any(now[k][0] > done for k, (done, _) in baseline[worker].items()):
@@ -75,7 +75,9 @@ def time_until_progress(pipeline: LocalPipeline, workers: list[str], since: floa
         if not waiting:
             return time.monotonic() - since
         time.sleep(0.2)
-    raise AssertionError(f"{sorted(waiting)} made no progress {timeout_s:.0f}s after the fault")
+    stuck = [w for w in waiting if any(high > done for done, high in baseline[w].values())]
+    assert not stuck, f"{stuck} made no progress {timeout_s:.0f}s after the fault"
+    return None
 
 
 @dataclass
