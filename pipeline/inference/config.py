@@ -9,6 +9,14 @@ from pipeline.inference.decoders.base import DecodeSettings
 from pipeline.inference.session import SessionSettings
 
 
+class WorkerSessionSettings(SessionSettings):
+    """``SessionSettings`` with the worker's default: no spinning, so idle intra-op threads
+    sleep and leave the CPU to decoding (same bare speed on a 2-core CPU, a steadier worker
+    next to the decode threads; see bench/bench_inference.py)."""
+
+    allow_spinning: bool = False
+
+
 class InferenceConfig(Section):
     #: Consumer group of the primary inference workers (``camcount infer --group`` overrides).
     group_id: str = Field("camcount-inference", min_length=1)
@@ -43,13 +51,17 @@ class InferenceConfig(Section):
     #: Threads decoding JPEG and letterboxing (OpenCV releases the GIL). More overlap the
     #: model run better on many cores; on a 2-core CPU they compete with onnxruntime.
     decode_threads: int = Field(2, ge=1, le=64)
+    #: Niceness added to the decode and output threads (Linux): they then fill the model
+    #: run's idle gaps instead of preempting its threads mid-operator. 0 = same priority.
+    #: Pair it with ``session.allow_spinning: false``, or spinning model threads starve them.
+    helper_nice: int = Field(10, ge=0, le=19)
     #: Bound of librdkafka's own prefetch queue per consumer (KiB), part of the memory bound.
     consumer_queue_kbytes: int = Field(16_384, ge=1024)
     #: Extra librdkafka settings of the worker's consumer only, e.g. ``session.timeout.ms``
     #: (how soon a crashed worker's partitions move) or ``group.instance.id`` (static member).
     consumer_overrides: dict[str, str | int | bool] = Field(default_factory=dict)
 
-    session: SessionSettings = SessionSettings()
+    session: WorkerSessionSettings = WorkerSessionSettings()
     decode: DecodeSettings = DecodeSettings()
 
     #: Freshness over completeness: frames whose capture time is older than this when polled

@@ -16,7 +16,9 @@ tensors and outputs. Order is kept: one thread per stage, FIFO queues.
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -105,6 +107,7 @@ class Pipeline:
     def __init__(self, *, batcher: BlockingBatcher, get_detector: Callable[[], Detector],
                  sink: FrameSink, stats: StatsReporter, limits: FrameLimits, max_batch: int,
                  decode_threads: int, prepared_queue_batches: int, output_queue_batches: int,
+                 helper_nice: int = 0,
                  inject_delay_ms: int = 0) -> None:
         self.batcher = batcher
         self._get_detector = get_detector
@@ -115,7 +118,9 @@ class Pipeline:
         self._run_q: queue.Queue = queue.Queue(prepared_queue_batches)
         self._out_q: queue.Queue = queue.Queue(output_queue_batches)
         self._buffers = BufferPool(prepared_queue_batches + 2, max_batch)
-        self._pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="infer-decode")
+        self._helper_nice = helper_nice
+        self._pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="infer-decode",
+                                        initializer=lower_priority, initargs=(helper_nice,))
         self._closing = threading.Event()
         self._abort = threading.Event()
         self.failure: BaseException | None = None
@@ -249,6 +254,7 @@ class Pipeline:
     # -- output: boxes, records, produce ---------------------------------------------------
 
     def _output_loop(self) -> None:
+        lower_priority(self._helper_nice)
         while (batch := self._get(self._out_q)) is not None:
             if batch is _STOP:
                 return
@@ -289,3 +295,18 @@ def _assemble(parts: list[PreparedBatch], used_rows: list[int], buffer: np.ndarr
     if used_rows != list(range(len(parts))):
         buffer[: len(parts)] = buffer[used_rows]
     return PreparedBatch(buffer[: len(parts)], metas)
+
+
+def lower_priority(nice: int) -> None:
+    """Lower the calling thread's CPU priority by ``nice`` (Linux schedules threads alone).
+
+    The decode and output threads then take the CPU the model's threads leave idle instead
+    of preempting them mid-operator (every intra-op thread waits for the slowest one).
+    """
+    if nice <= 0 or not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except OSError as exc:
+        log.warning("could not lower the priority of thread %d: %s", tid, exc)

@@ -99,7 +99,8 @@ class InferenceWorker:
         self._pipeline = Pipeline(
             batcher=self._batcher, get_detector=lambda: self.detector, sink=self._sink,
             stats=self.stats, limits=self._limits, max_batch=cfg.max_batch,
-            decode_threads=cfg.decode_threads, prepared_queue_batches=cfg.prepared_queue_batches,
+            decode_threads=cfg.decode_threads, helper_nice=cfg.helper_nice,
+            prepared_queue_batches=cfg.prepared_queue_batches,
             output_queue_batches=cfg.output_queue_batches, inject_delay_ms=cfg.inject_delay_ms)
         self._overflow: deque[Message] = deque()  # polled, not yet accepted (batcher full)
         self._assigned: frozenset[TP] = frozenset()  # replaced, never mutated: safe to read anywhere
