@@ -2,7 +2,9 @@
 
 In one process, on one clip and one loaded model:
 
-- bare: ``session.run`` on tensors letterboxed in advance (the ceiling), per batch size;
+- bare: ``session.run`` on tensors letterboxed in advance (the ceiling), per batch size,
+  with the worker's session settings and with onnxruntime's defaults (spinning threads):
+  the faster of the two is the reference;
 - worker: N frames pre-produced to a fresh ``frames`` topic (JPEG, as ingest writes them),
   then ``InferenceWorker`` consumes them all and produces their detections; timed from its
   first polled frame to the broker's ack of the last detections.
@@ -10,7 +12,7 @@ In one process, on one clip and one loaded model:
 Prints frames/s of each and the ratio worker / bare at the same batch size, for each batch
 size of the sweep, as min / median / max over ``--repeats`` runs (the host is shared and
 noisy). Below ``--target`` it prints where the worker's time went: per-stage ms per frame,
-how busy the model thread was, CPU seconds per frame.
+how busy the model thread was, CPU ms per frame by thread (from /proc, Linux).
 
     .venv/bin/python bench/bench_inference.py --frames 480 --sweep 1,4,8 --repeats 3
 """
@@ -19,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import resource
 import statistics
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -107,14 +111,54 @@ def worker_run(base: Settings, detector: OnnxDetector, jpegs: list[bytes], size_
         worker = InferenceWorker(settings, detector, group_id=f"{prefix}bench",
                                  max_frames=args.frames, write_stats=False)
         cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+        threads_before, sampler = ThreadCpu().stop(), ThreadCpu()
         totals = worker.run()
+        threads = sampler.stop()
         cpu_after = resource.getrusage(resource.RUSAGE_SELF)
     finally:
         delete_topics(settings, prefix)
     wall_s = worker.last_finished_s - worker.first_polled_s
     cpu_s = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    threads = {k: v - threads_before.get(k, 0.0) for k, v in threads.items()}
     return {"fps": totals["finished"] / wall_s, "wall_s": wall_s, "cpu_s": cpu_s, "totals": totals,
-            "stages": detector.recorder.snapshot()}
+            "stages": detector.recorder.snapshot(), "threads": threads}
+
+
+class ThreadCpu:
+    """CPU seconds per thread of this process, sampled until ``stop`` (threads that exit
+    keep their last sample), grouped by Python thread name (others: their OS name)."""
+
+    def __init__(self) -> None:
+        self._ticks: dict[int, int] = {}
+        self._names: dict[int, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        self._names.update({t.native_id: t.name for t in threading.enumerate() if t.native_id})
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                stat = open(f"/proc/self/task/{tid}/stat").read()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            self._ticks[int(tid)] = int(fields[11]) + int(fields[12])
+            self._names.setdefault(int(tid), stat[stat.index("(") + 1:stat.rindex(")")])
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.1):
+            self._sample()
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        out: dict[str, float] = {}
+        for tid, ticks in self._ticks.items():
+            name = self._names[tid].rstrip("0123456789_").replace("python3", "python")
+            out[name] = out.get(name, 0.0) + ticks / os.sysconf("SC_CLK_TCK")
+        return out
 
 
 def delete_topics(settings: Settings, prefix: str) -> None:
@@ -141,6 +185,10 @@ def profile(run: dict, bare: float) -> None:
           f" ({run['cpu_s'] / run['wall_s']:.2f} cores)")
     print(f"      paused {run['totals'].get('paused', 0)} times, max in flight "
           f"{run['totals'].get('max_in_flight_frames', 0)} frames")
+    frames = run["totals"]["finished"]
+    busiest = sorted(run["threads"].items(), key=lambda kv: -kv[1])
+    print("      CPU ms/frame by thread (onnxruntime's pool threads are unnamed 'python'):",
+          ", ".join(f"{name} {1000 * s / frames:.2f}" for name, s in busiest if s * 1000 / frames >= 0.05))
 
 
 def parse_args() -> argparse.Namespace:
@@ -161,17 +209,22 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def measure(base: Settings, detector: OnnxDetector, frames: list[np.ndarray], jpegs: list[bytes],
-            args: argparse.Namespace, batch: int) -> tuple[list[float], list[dict], list[float]]:
+def measure(base: Settings, detectors: tuple[OnnxDetector, OnnxDetector], frames: list[np.ndarray],
+            jpegs: list[bytes], args: argparse.Namespace, batch: int) -> tuple[list[float], list[dict], list[float]]:
     """``repeats`` x (bare, worker, bare): each ratio is a worker run over the bare runs
-    right around it, so it compares like with like on a host whose speed drifts."""
+    right around it, so it compares like with like on a host whose speed drifts. Bare is
+    the faster of the worker's session settings and onnxruntime's defaults (spinning)."""
+    worker_detector, default_detector = detectors
     size_wh = (frames[0].shape[1], frames[0].shape[0])
+
+    def bare_now() -> float:
+        return max(bare_fps(d, frames, batch, args.bare_passes) for d in detectors)
+
     bare, runs, ratios = [], [], []
     for _ in range(args.repeats):
-        before = bare_fps(detector, frames, batch, args.bare_passes)
-        runs.append(worker_run(base, detector, jpegs, size_wh, args, batch))
-        after = bare_fps(detector, frames, batch, args.bare_passes)
-        bare.append((before + after) / 2)
+        before = bare_now()
+        runs.append(worker_run(base, worker_detector, jpegs, size_wh, args, batch))
+        bare.append((before + bare_now()) / 2)
         ratios.append(runs[-1]["fps"] / bare[-1])
     return bare, runs, ratios
 
@@ -182,6 +235,8 @@ def main() -> None:
     base = load_config(args.config)
     cfg = base.inference
     detector = load_worker_detector(base)
+    # The bare reference also runs with onnxruntime's default session (spinning threads).
+    spinning = load_worker_detector(with_overrides(base, inference={"session": {"allow_spinning": True}}))
     frames, jpegs = read_jpegs(args.video, args.clip_frames, args.quality)
     print(f"model {detector.name}:{detector.version} on {detector.session.get_providers()[0]}, "
           f"intra_op_num_threads={cfg.session.intra_op_num_threads or 'default'}, "
@@ -193,8 +248,8 @@ def main() -> None:
     medians: dict[int, tuple[float, float, float]] = {}
     print("batch   kind                    min  median     max   frames/s (ratio: worker / bare)")
     for batch in sweep:
-        bare, runs, ratios = measure(base, detector, frames, jpegs, args, batch)
-        print(f"{batch:5d}   bare session.run    {spread(bare)}")
+        bare, runs, ratios = measure(base, (detector, spinning), frames, jpegs, args, batch)
+        print(f"{batch:5d}   bare session.run    {spread(bare)}   (best of worker / spinning session)")
         print(f"{batch:5d}   worker Kafka->Kafka {spread([r['fps'] for r in runs])}")
         print(f"{batch:5d}   ratio               {spread(ratios, 2)}")
         medians[batch] = (statistics.median(bare), statistics.median(r["fps"] for r in runs),
@@ -202,9 +257,9 @@ def main() -> None:
         if args.profile or medians[batch][2] < args.target:
             profile(sorted(runs, key=lambda r: r["fps"])[len(runs) // 2], medians[batch][0])
     bare_b, worker_b, ratio_b = medians[cfg.max_batch]
-    print(f"summary (medians): bare batch 1 {medians[1][0]:.1f} frames/s" if 1 in medians else "summary:",
-          f"| configured batch {cfg.max_batch}: bare {bare_b:.1f}, worker {worker_b:.1f} frames/s,"
-          f" ratio {ratio_b:.2f} (target {args.target:.2f})")
+    batch_1 = f"bare batch 1 {medians[1][0]:.1f} frames/s; " if 1 in medians else ""
+    print(f"summary (medians): {batch_1}configured batch {cfg.max_batch}: bare {bare_b:.1f}, "
+          f"worker {worker_b:.1f} frames/s, ratio {ratio_b:.2f} (target {args.target:.2f})")
 
 
 if __name__ == "__main__":
