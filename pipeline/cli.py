@@ -32,6 +32,10 @@ COMMAND_MODULES: list[str] = [
     "pipeline.alerts.commands",
 ]
 
+#: Long-running Kafka workers: with SASL configured they check the login once at start,
+#: so a wrong password stops them with a clear error instead of retrying forever.
+KAFKA_WORKERS = {"ingest", "infer", "counter", "aggregate", "sink", "alerter", "compare"}
+
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
@@ -94,6 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_login(settings: Settings) -> None:
+    """Refuse to start with credentials the broker rejects; a broker not up yet is left to retries."""
+    from pipeline.kafka.clients import check_connection
+
+    try:
+        check_connection(settings.kafka)
+    except ServiceUnavailableError as exc:
+        logging.getLogger(__name__).warning("%s; starting anyway, the worker retries", exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -101,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_config(args.config)
+        if args.command in KAFKA_WORKERS and settings.kafka.sasl_mechanism:
+            _check_login(settings)
         return args.handler(args, settings)
     except ConfigError as exc:
         print(f"camcount: config error: {exc}", file=sys.stderr)

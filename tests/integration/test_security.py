@@ -136,6 +136,11 @@ def test_a_wrong_password_is_refused_with_a_clear_error(secure_broker: SecureBro
     assert "refused user 'camcount'" in refused.stderr and "SASL authentication error" in refused.stderr
     assert wrong not in refused.stderr + refused.stdout
 
+    # A long-running worker stops at once with the same message instead of retrying forever.
+    worker = _cli(config, "infer", "--static", password=wrong)
+    assert worker.returncode == 1, worker.stderr
+    assert "refused user 'camcount'" in worker.stderr and wrong not in worker.stderr + worker.stdout
+
 
 def test_plain_users_work_too(tmp_path: Path) -> None:
     with private_broker(tmp_path, "PLAIN") as broker:
