@@ -147,6 +147,21 @@ def test_rebalance_mid_stream_loses_and_duplicates_nothing(kafka_settings: Setti
     assert uncommitted(settings, group_id) == {}
 
 
+def test_end_of_stream_passes_through_in_order_without_boxes(kafka_settings: Settings, pets09: Path) -> None:
+    settings = with_overrides(kafka_settings, clickhouse={"port": 1}, inference={"max_batch": 4})
+    frames = clip_jpegs(pets09, 6)
+    messages = [("cam-0", frame_value("cam-0", seq, *frame)) for seq, frame in enumerate(frames)]
+    messages.append(("cam-0", frame_value("cam-0", 6, b"", 0, 0, end_of_stream=True)))
+    produce(settings, messages)
+    worker = WorkerThread(settings, group_id=group(settings, "infer-eos"), idle_exit_s=2).start()
+    msgs = read_topic(settings, topics.DETECTIONS, until=lambda m: len(m) >= 7)
+    worker.join()
+    records = [default_codec().decode_as(m.value(), "camcount.Detections") for m in msgs]
+    assert [r["seq"] for r in records] == list(range(7))
+    assert [r["end_of_stream"] for r in records] == [False] * 6 + [True]
+    assert records[-1]["boxes"] == [] and all(r["boxes"] for r in records[:-1])
+
+
 def test_frames_older_than_max_lag_are_skipped_and_counted(kafka_settings: Settings, pets09: Path) -> None:
     settings = with_overrides(kafka_settings, clickhouse={"port": 1}, inference={"max_lag_ms": 60_000})
     jpeg, width, height = clip_jpegs(pets09, 1)[0]
