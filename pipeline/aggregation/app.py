@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 import time
 from collections import Counter
@@ -33,7 +32,7 @@ from pipeline.codec import Codec, default_codec
 from pipeline.config import Settings
 from pipeline.exceptions import ConfigError, DecodeError, ServiceUnavailableError
 from pipeline.kafka.clients import common_config
-from pipeline.kafka.faust_app import event_headers, make_app
+from pipeline.kafka.faust_app import event_headers, exit_on_error, make_app
 from pipeline.kafka.headers import dlq_headers
 from pipeline.kafka.topics import COUNT_EVENTS, COUNTS, dlq, name
 
@@ -99,18 +98,8 @@ class Aggregator:
         self.table = self.app.Table(TABLE_NAME, default=None, partitions=partitions,
                                     schema=faust.Schema(key_serializer="json", value_serializer="json"),
                                     help="Open event-time windows per key, and stream time per partition.")
-        self.app.agent(self.source, name="aggregate")(self._agent)
+        self.app.agent(self.source, name="aggregate")(exit_on_error("aggregator", self.handle))
         self.app.timer(STATS_INTERVAL_S)(self._log_stats)
-
-    async def _agent(self, stream: Any) -> None:
-        async for event in stream.events():
-            try:
-                await self.handle(event)
-            except Exception:  # noqa: BLE001 - unknown state: stop, restart from the changelog
-                log.critical("aggregator failed on %s[%d]@%d; exiting so it restarts from the changelog",
-                             event.message.topic, event.message.partition, event.message.offset, exc_info=True)
-                logging.shutdown()
-                os._exit(1)
 
     async def handle(self, event: Any) -> None:
         """One record of ``count-events``: decode, aggregate, publish, then persist."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections import Counter
 from typing import Any, Iterable, Mapping
@@ -53,7 +52,7 @@ from pipeline.codec import (
 )
 from pipeline.config import Settings
 from pipeline.exceptions import DecodeError
-from pipeline.kafka.faust_app import make_app, raw_topic
+from pipeline.kafka.faust_app import exit_on_error, make_app, raw_topic
 from pipeline.kafka.headers import dlq_headers
 from pipeline.kafka.topics import ALERTS, COUNT_EVENTS, COUNTS, dlq, name
 
@@ -100,23 +99,13 @@ class Alerter:
         self.table = self.app.Table(TABLE_NAME, default=None,
                                     schema=faust.Schema(key_serializer="json", value_serializer="json"),
                                     help="Alert condition states and when each camera was last heard from.")
-        self.app.agent(self.source, name="alert")(self._agent)
+        self.app.agent(self.source, name="alert")(exit_on_error("alerter", self.handle))
         self.app.timer(cfg.silence_check_interval_ms / 1000)(self._silence_tick)
         if any(isinstance(r, InferenceRule) for r in self.rules):
             self.app.timer(cfg.inference_poll_interval_ms / 1000)(self._inference_tick)
         self.app.timer(STATS_INTERVAL_S)(self._log_stats)
 
     # -- the stream ---------------------------------------------------------------------
-
-    async def _agent(self, stream: Any) -> None:
-        async for event in stream.events():
-            try:
-                await self.handle(event)
-            except Exception:  # noqa: BLE001 - unknown state: stop, restart from the changelog
-                log.critical("alerter failed on %s[%d]@%d; exiting so it restarts from the changelog",
-                             event.message.topic, event.message.partition, event.message.offset, exc_info=True)
-                logging.shutdown()
-                os._exit(1)
 
     async def handle(self, event: Any) -> None:
         """One input record: decode, judge, publish transitions, then persist the state."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ssl
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 import faust
 
@@ -85,6 +85,29 @@ def serve(settings: Settings, part: str, app: faust.App, health_port: int | None
         if health is not None:
             health.stop()
     return 0
+
+
+def exit_on_error(part: str, handle: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
+    """A faust agent calling ``handle`` per event; an unexpected error ends the process.
+
+    The state is then unknown, so the worker exits and is restarted from the changelog
+    (its input offsets were not committed past the failed event) instead of going on.
+    """
+    import logging
+    import os
+
+    async def agent(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                await handle(event)
+            except Exception:  # noqa: BLE001 - unknown state: stop, restart from the changelog
+                logging.getLogger(__name__).critical(
+                    "%s failed on %s[%d]@%d; exiting so it restarts from the changelog", part,
+                    event.message.topic, event.message.partition, event.message.offset, exc_info=True)
+                logging.shutdown()
+                os._exit(1)
+
+    return agent
 
 
 def app_ready(app: faust.App) -> bool:
