@@ -35,9 +35,11 @@ _LAG_MS = _meter.create_histogram("camcount.inference.capture_lag", unit="ms",
 
 Model = tuple[str, str]
 Row = dict[str, Any]
+#: Worker counters that also go to the interval's row, and their column.
+_WINDOW_COUNTS = {"dlq": "errors", "skipped": "skipped"}
 COLUMNS = (
     "ts_ms", "ts", "worker_id", "model_name", "model_version", "batches", "frames", "errors",
-    "batch_size_mean", "batch_size_max", "queue_wait_ms_p50", "queue_wait_ms_p95",
+    "skipped", "batch_size_mean", "batch_size_max", "queue_wait_ms_p50", "queue_wait_ms_p95",
     "inference_ms_p50", "inference_ms_p95", "frames_per_s", "lag_ms_max",
 )
 
@@ -60,7 +62,8 @@ class _ModelWindow:
     queue_wait_ms: list[float] = field(default_factory=list)
     inference_ms: list[float] = field(default_factory=list)
     lag_ms_max: float = 0.0
-    errors: int = 0
+    errors: int = 0  # frames dead-lettered
+    skipped: int = 0  # frames older than max_lag_ms, not served
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -80,8 +83,10 @@ class StatsWindow:
         w.inference_ms.append(stat.inference_ms)
         w.lag_ms_max = max(w.lag_ms_max, stat.lag_ms)
 
-    def add_errors(self, model: Model, count: int = 1) -> None:
-        self._models.setdefault(model, _ModelWindow()).errors += count
+    def add_count(self, model: Model, kind: str, count: int = 1) -> None:
+        """Frames of ``model``'s interval that got no boxes: ``errors`` or ``skipped``."""
+        window = self._models.setdefault(model, _ModelWindow())
+        setattr(window, kind, getattr(window, kind) + count)
 
     def rows(self, ts_ms: int, interval_s: float, worker_id: str, idle_model: Model | None) -> list[Row]:
         """One row per model seen (an idle worker still reports ``idle_model``: a heartbeat)."""
@@ -94,7 +99,7 @@ class StatsWindow:
             out.append({
                 "ts_ms": ts_ms, "ts": ts, "worker_id": worker_id, "model_name": name,
                 "model_version": version, "batches": len(w.sizes), "frames": frames,
-                "errors": w.errors,
+                "errors": w.errors, "skipped": w.skipped,
                 "batch_size_mean": frames / len(w.sizes) if w.sizes else 0.0,
                 "batch_size_max": max(w.sizes, default=0),
                 "queue_wait_ms_p50": _pct(w.queue_wait_ms, 50),
@@ -166,8 +171,8 @@ class StatsReporter:
         """Bump a counter (``dlq``, ``skipped``, ``paused``, ``resumed``, ...)."""
         with self._lock:
             self._totals[name] += n
-            if name == "dlq":
-                self._window.add_errors(self._current_model(), n)
+            if name in _WINDOW_COUNTS:
+                self._window.add_count(self._current_model(), _WINDOW_COUNTS[name], n)
 
     def gauge_max(self, name: str, value: int) -> None:
         """Keep the largest ``value`` seen under ``name`` (e.g. frames in flight)."""
@@ -202,10 +207,10 @@ class StatsReporter:
         for row in rows:
             log.info(
                 "stats %s:%s: %d frames in %d batches (mean %.1f), %.1f frames/s, inference p50 %.1f ms,"
-                " queue wait p95 %.1f ms, lag max %.0f ms, errors %d; totals %s",
+                " queue wait p95 %.1f ms, lag max %.0f ms, errors %d, skipped %d; totals %s",
                 row["model_name"], row["model_version"], row["frames"], row["batches"],
                 row["batch_size_mean"], row["frames_per_s"], row["inference_ms_p50"],
-                row["queue_wait_ms_p95"], row["lag_ms_max"], row["errors"], totals,
+                row["queue_wait_ms_p95"], row["lag_ms_max"], row["errors"], row["skipped"], totals,
             )
         self._flush(rows)
         return rows

@@ -13,10 +13,11 @@ def test_rows_summarise_the_interval_then_start_afresh() -> None:
     window = StatsWindow()
     for size, wait, run, lag in [(8, 10.0, 80.0, 200.0), (4, 30.0, 40.0, 900.0), (8, 20.0, 90.0, 100.0)]:
         window.add(BatchStat(MODEL, size, wait, run, lag))
-    window.add_errors(MODEL, 2)
+    window.add_count(MODEL, "errors", 2)
+    window.add_count(MODEL, "skipped", 3)
     (row,) = window.rows(ts_ms=1_000, interval_s=2.0, worker_id="w1", idle_model=MODEL)
     assert set(row) == set(COLUMNS)
-    assert (row["batches"], row["frames"], row["errors"], row["batch_size_max"]) == (3, 20, 2, 8)
+    assert (row["batches"], row["frames"], row["errors"], row["skipped"], row["batch_size_max"]) == (3, 20, 2, 3, 8)
     assert row["batch_size_mean"] == pytest.approx(20 / 3)
     assert row["frames_per_s"] == 10.0
     assert row["inference_ms_p50"] == 80.0 and row["lag_ms_max"] == 900.0
