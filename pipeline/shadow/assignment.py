@@ -158,12 +158,21 @@ def set_shadow(a: Assignment, model: str, rate: float, by: str, now_ms: int) -> 
     return _next(a, "shadow", model, by, now_ms, f"rate {rate:g}", shadows=shadows)
 
 
-def set_canary(a: Assignment, model: str, share: float, by: str, now_ms: int) -> Assignment:
+def set_canary(a: Assignment, model: str, share: float, by: str, now_ms: int, reason: str = "") -> Assignment:
     """Serve ``share`` of the cameras with ``model`` as primary; share 0 ends the canary."""
     parse_model_key(model)
     share = _check_rate("canary share", share)
     canary = Canary(model, share) if share > 0 else None
-    return _next(a, "canary", model, by, now_ms, f"share {share:g}", canary=canary)
+    why = f"share {share:g}" + (f"; {reason}" if reason else "")
+    return _next(a, "canary", model, by, now_ms, why, canary=canary)
+
+
+def end_failed_canary(a: Assignment, model: str, by: str, now_ms: int, reason: str) -> Assignment:
+    """End the canary of ``model`` (automatic failover). Nothing changes unless ``model`` is
+    still the canary: several workers may report one failure."""
+    if a.canary is None or a.canary.model != model:
+        return a
+    return set_canary(a, model, 0.0, by, now_ms, reason)
 
 
 # -- the Avro record (schemas/model_assignment.avsc) -----------------------------------------------

@@ -103,7 +103,7 @@ def _canary(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.shadow.control import now_ms
 
     model = _known(settings, args.model)
-    return _apply(settings, lambda a: am.set_canary(a, model, args.share, _who(args), now_ms()))
+    return _apply(settings, lambda a: am.set_canary(a, model, args.share, _who(args), now_ms(), args.reason))
 
 
 def _promote(args: argparse.Namespace, settings: Settings) -> int:

@@ -84,6 +84,22 @@ def test_model_for_camera_follows_the_canary() -> None:
     assert all((m == B) == am.in_share(c, 0.5) for c, m in served.items())
 
 
+@pytest.mark.parametrize("canary, ended", [
+    pytest.param(am.Canary(B, 0.5), True, id="failed-canary-ends"),
+    # another worker already ended it, or an operator moved on to another canary: no change
+    pytest.param(None, False, id="already-ended-is-a-no-op"),
+    pytest.param(am.Canary(C, 0.5), False, id="another-canary-is-kept"),
+])
+def test_a_failed_canary_ends_only_while_it_is_the_canary(canary, ended) -> None:
+    a = Assignment(A, canary=canary)
+    after = am.end_failed_canary(a, B, "auto:w1", 5, "load failed: sha256 mismatch")
+    if not ended:
+        assert after is a
+        return
+    assert (after.canary, after.primary, after.action, after.subject, after.changed_by, after.reason) == (
+        None, A, "canary", B, "auto:w1", "share 0; load failed: sha256 mismatch")
+
+
 def test_the_avro_record_round_trips() -> None:
     a = am.set_canary(am.set_shadow(am.promote(Assignment(A), B, "x", 5), C, 0.1, "y", 6), C, 0.2, "z", 7)
     codec = default_codec()
