@@ -25,23 +25,16 @@ from typing import TYPE_CHECKING, Iterable, Protocol
 import numpy as np
 
 from pipeline.detections import Detections
-from pipeline.exceptions import ConfigError
 from pipeline.inference.base import Detector, PreparedBatch
 from pipeline.inference.batcher import BlockingBatcher, monotonic_ms
 from pipeline.serving.exceptions import NotFound, Unavailable
 from pipeline.serving.metrics import ServingMetrics
+from pipeline.shadow.assignment import parse_model_key
 
 if TYPE_CHECKING:
     from pipeline.config import Settings
 
 log = logging.getLogger(__name__)
-
-
-def parse_model_key(key: str) -> tuple[str, str]:
-    name, sep, version = key.partition(":")
-    if not sep or not name or not version:
-        raise ConfigError(f"model must be NAME:VERSION, got {key!r}")
-    return name, version
 
 
 class ModelResolver(Protocol):
