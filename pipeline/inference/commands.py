@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _infer(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.inference.worker import build_worker
+    from pipeline.inference.build import build_worker
 
     built: list = []  # the worker, once its model is loaded: /livez answers during the load
     health = telemetry.start_worker(settings, f"infer-{args.role}", lambda: bool(built) and built[0].ready(),

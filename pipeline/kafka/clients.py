@@ -87,6 +87,18 @@ def consumer_config(cfg: KafkaConfig, group_id: str, **overrides: Any) -> dict[s
     return conf
 
 
+def fetch_limits(queue_kbytes: int) -> dict[str, int]:
+    """Consumer settings bounding librdkafka's prefetched input to about ``queue_kbytes``
+    (part of a worker's memory bound)."""
+    return {
+        "queued.max.messages.kbytes": queue_kbytes,
+        # One fetch response may overshoot the queue bound by this much.
+        "fetch.max.bytes": max(queue_kbytes * 1024 // 4, 1024 * 1024),
+        # After the queue was full, look again soon (the default waits a second).
+        "fetch.queue.backoff.ms": 100,
+    }
+
+
 def aiokafka_kwargs(cfg: KafkaConfig) -> dict[str, Any]:
     """The same connection settings for faust (aiokafka) apps."""
     kw: dict[str, Any] = {}
