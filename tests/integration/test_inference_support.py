@@ -54,9 +54,10 @@ def frame_value(camera: str, seq: int, jpeg: bytes, width: int, height: int, **f
     return default_codec().encode(FRAME, record)
 
 
-def produce(settings: Settings, messages: Iterable[tuple[str, bytes]]) -> int:
-    """Produce (key, value) pairs to ``frames`` and wait for the acks; returns how many."""
-    producer = Producer(producer_config(settings.kafka))
+def produce(settings: Settings, messages: Iterable[tuple[str, bytes]], producer: Producer | None = None) -> int:
+    """Produce (key, value) pairs to ``frames`` and wait for the acks; returns how many.
+    ``producer``: one kept for many calls (a new one takes about half a second to start)."""
+    producer = producer or Producer(producer_config(settings.kafka))
     topic, count = topics.name(settings, topics.FRAMES), 0
     for key, value in messages:
         while True:
@@ -156,12 +157,13 @@ def end_offsets(settings: Settings) -> dict[int, int]:
 
 
 class WorkerThread:
-    """An ``InferenceWorker`` running in a thread of the test process."""
+    """An ``InferenceWorker`` running in a thread of the test process: ``worker``, or one
+    ``build_worker`` makes of ``options``."""
 
-    def __init__(self, settings: Settings, **options: Any) -> None:
-        from pipeline.inference.worker import build_worker
+    def __init__(self, settings: Settings, worker: Any = None, **options: Any) -> None:
+        from pipeline.inference.build import build_worker
 
-        self.worker = build_worker(settings, **options)
+        self.worker = worker or build_worker(settings, **options)
         self.totals: dict | None = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)

@@ -4,12 +4,10 @@ rollback of a broken version, and primary vs shadow comparison rows."""
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from pipeline.cli import main as cli
 from pipeline.codec import ALERT, default_codec
@@ -19,34 +17,15 @@ from pipeline.shadow import assignment as am
 from pipeline.shadow import control
 from pipeline.sinks.clickhouse import make_client
 from tests.conftest import with_overrides
+from tests.integration.shadow_support import (
+    B1, BAD, Feeder, broken_registry, produce_frames, wait_for, worker_failing_on,
+)
 from tests.integration.test_inference_support import (
     WorkerThread, clip_jpegs, frame_value, group, produce, read_detections, read_topic,
 )
 from tests.kafka_helpers import write_config
 
 pytestmark = pytest.mark.integration
-B1 = "yolox-nano:1-b1"
-
-
-def wait_for(condition, timeout_s: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
-def produce_frames(settings: Settings, video: Path, seqs: range, cameras: int = 2,
-                   end_of_stream: bool = False) -> list[tuple[str, int]]:
-    """Clip frame ``seq`` to every camera (same image per camera), plus end-of-stream markers."""
-    frames = clip_jpegs(video, seqs.stop)
-    keys = [(f"cam-{c}", s) for s in seqs for c in range(cameras)]
-    messages = [(cam, frame_value(cam, seq, *frames[seq])) for cam, seq in keys]
-    if end_of_stream:
-        jpeg, width, height = frames[0]
-        messages += [(f"cam-{c}", frame_value(f"cam-{c}", seqs.stop, b"", width, height, end_of_stream=True))
-                     for c in range(cameras)]
-    produce(settings, messages)
-    return keys
 
 
 def test_cli_changes_go_to_model_control_and_the_audit_table(settings: Settings, tmp_path: Path,
@@ -105,18 +84,6 @@ def test_promote_then_rollback_while_serving(settings: Settings, pets09: Path) -
     assert all(versions[k] == {"1-b1"} for k in second)
 
 
-def broken_registry(tmp_path: Path) -> Path:
-    """The repo registry plus ``yolox-nano:1-bad``: the batch-1 file with a wrong sha256."""
-    from pipeline.inference.registry import DEFAULT_REGISTRY_PATH
-
-    raw = yaml.safe_load(DEFAULT_REGISTRY_PATH.read_text())
-    bad = dict(next(m for m in raw["models"] if m["version"] == "1-b1"), version="1-bad", sha256="0" * 64)
-    raw["models"].append(bad)
-    path = tmp_path / "registry.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
 def test_a_broken_promoted_version_is_rolled_back_by_itself(settings: Settings, pets09: Path,
                                                            tmp_path: Path) -> None:
     from pipeline.inference.registry import default_models_dir
@@ -124,32 +91,21 @@ def test_a_broken_promoted_version_is_rolled_back_by_itself(settings: Settings, 
     settings = with_overrides(settings, models={"registry": broken_registry(tmp_path), "dir": default_models_dir()},
                               inference={"max_batch": 4, "max_pending_frames": 8})
     worker = WorkerThread(settings, follow=True, group_id=group(settings, "broken"), idle_exit_s=20).start()
-    stop = threading.Event()
-    keys: list[tuple[str, int]] = []
-
-    def feed() -> None:  # frames keep coming while the broken version is promoted and rolled back
-        seq = 0
-        while not stop.is_set() and seq < 60:
-            keys.extend(produce_frames(settings, pets09, range(seq, seq + 2)))
-            seq += 2
-            time.sleep(0.1)
-
-    feeder = threading.Thread(target=feed)
+    feeder = Feeder(settings, pets09)  # frames keep coming while the broken version is promoted and rolled back
     feeder.start()
     try:
         time.sleep(1.0)
-        control.change(settings, lambda a: am.promote(a, "yolox-nano:1-bad", "mallory", control.now_ms()))
+        control.change(settings, lambda a: am.promote(a, BAD, "mallory", control.now_ms()))
         wait_for(lambda: control.read_assignment(settings).primary == "yolox-nano:1", 30, "the automatic rollback")
         feeder.join()
-        got = read_detections(settings, keys)
+        got = read_detections(settings, feeder.keys)
     finally:
-        stop.set()
-        feeder.join()
+        feeder.stop()
         worker.worker.stop()
         worker.join()
     a = control.read_assignment(settings)
     assert a.action == "rollback" and a.changed_by.startswith("auto:") and "sha256 mismatch" in a.reason
-    assert set(got) == set(keys)  # detections never stopped
+    assert set(got) == set(feeder.keys)  # detections never stopped
     assert {r["model_version"] for records in got.values() for r in records} == {"1"}
     audit = make_client(settings.clickhouse).execute(
         "SELECT action, changed_by, primary_model FROM model_audit ORDER BY revision")
@@ -295,35 +251,11 @@ def test_a_slow_then_crashed_candidate_leaves_the_primary_alone(settings: Settin
     assert shadowed > alone / 2, rates
 
 
-class FailingRuns:
-    """A real detector whose model runs raise (errors injected into a loaded version)."""
-
-    def __init__(self, inner) -> None:
-        self.inner = inner
-
-    def __getattr__(self, name: str):
-        return getattr(self.inner, name)
-
-    def run(self, batch):
-        raise RuntimeError("injected run failure")
-
-
 def test_a_version_whose_runs_fail_is_covered_by_its_predecessor_then_rolled_back(settings: Settings,
                                                                                   pets09: Path) -> None:
-    from pipeline.inference.worker import InferenceWorker, load_worker_detector
-    from pipeline.shadow.live import LiveModels
-
     settings = with_overrides(settings, inference={"max_batch": 4, "max_pending_frames": 8})
-
-    def load(key: str):
-        detector = load_worker_detector(settings, key)
-        return FailingRuns(detector) if key == B1 else detector
-
-    live = LiveModels(settings, load, "w-inject")
-    worker = InferenceWorker(settings, load_worker_detector(settings), group_id=group(settings, "inject"),
-                             idle_exit_s=20, live=live)
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
+    worker = worker_failing_on(settings, B1, "inject").start()
+    live = worker.worker._live
     try:
         first = produce_frames(settings, pets09, range(0, 6))
         read_detections(settings, first)
@@ -336,8 +268,8 @@ def test_a_version_whose_runs_fail_is_covered_by_its_predecessor_then_rolled_bac
         third = produce_frames(settings, pets09, range(26, 30))
         got = read_detections(settings, first + second + third)
     finally:
-        worker.stop()
-        thread.join(60)
+        worker.worker.stop()
+        worker.join()
     a = control.read_assignment(settings)
     assert a.changed_by == "auto:w-inject" and a.reason.startswith(f"{B1}: error rate")
     assert set(got) == set(first + second + third)  # the failing runs never left a frame out
