@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pydantic import Field, model_validator
 
 from pipeline.config import Section
@@ -46,6 +48,12 @@ class InferenceConfig(Section):
     pause_after_ms: int = Field(500, ge=0)
     #: Decoded, letterboxed batches waiting for the model (each holds one batch tensor).
     prepared_queue_batches: int = Field(2, ge=1, le=64)
+    #: Batches in the model at once, each run by its own thread in order of arrival. On a
+    #: CPU, 2 runs with 1 intra-op thread each beat 1 run with 2 threads on 2 cores
+    #: (no operator waits for a sibling thread preempted by decoding; bench_inference.py
+    #: measures both); on a GPU, 2 overlap one batch's copies with the other's compute.
+    #: ``session.intra_op_num_threads: 0`` then means cores / model_runs threads per run.
+    model_runs: int = Field(2, ge=1, le=16)
     #: Model outputs waiting for decoding, NMS and produce.
     output_queue_batches: int = Field(2, ge=1, le=64)
     #: Threads decoding JPEG and letterboxing (OpenCV releases the GIL). More overlap the
@@ -94,6 +102,16 @@ class InferenceConfig(Section):
                 f"max_pending_frames ({self.max_pending_frames}) must be >= max_batch ({self.max_batch})"
             )
         return self
+
+    @property
+    def worker_session(self) -> WorkerSessionSettings:
+        """The worker's session settings: ``intra_op_num_threads: 0`` (auto) with several
+        model runs means cores / model_runs threads each, so together they fill the CPU
+        without oversubscribing it."""
+        if self.model_runs == 1 or self.session.intra_op_num_threads:
+            return self.session
+        threads = max(1, len(os.sched_getaffinity(0)) // self.model_runs)
+        return self.session.model_copy(update={"intra_op_num_threads": threads})
 
     @property
     def resume_pending_frames(self) -> int:
