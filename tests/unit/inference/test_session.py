@@ -79,3 +79,23 @@ def test_cpu_session_from_model_bytes(models_dir):
     session = create_session(data, SessionSettings(providers="auto", intra_op_num_threads=1))
     assert session.get_providers()[-1] == CPU
     assert session.get_inputs()[0].name == "images"
+
+
+@pytest.mark.parametrize(
+    "runs, threads, expected",
+    [
+        (2, 0, "cores // 2"),  # auto: the runs share the cores
+        (1, 0, 0),  # one run: onnxruntime's default (a thread per core)
+        (2, 3, 3),  # set explicitly: kept
+    ],
+)
+def test_worker_session_shares_the_cores_between_model_runs(runs, threads, expected) -> None:
+    import os
+
+    from pipeline.inference.config import InferenceConfig
+
+    cfg = InferenceConfig(model_runs=runs, session={"intra_op_num_threads": threads})
+    if expected == "cores // 2":
+        expected = max(1, len(os.sched_getaffinity(0)) // 2)
+    assert cfg.worker_session.intra_op_num_threads == expected
+    assert cfg.session.intra_op_num_threads == threads  # camcount serve keeps the configured value
