@@ -21,25 +21,14 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import av
 import cv2
 import numpy as np
 
+from clips import read_jpegs
 from pipeline.config import shared_dir
 from pipeline.inference.preprocess import decode_image, letterbox_into
 
 CLIPS = ("pets09_s2l1_pedestrians.avi", "street_cars_approaching.mp4")
-
-
-def read_jpegs(video: Path, count: int, quality: int) -> list[bytes]:
-    jpegs = []
-    with av.open(str(video)) as container:
-        for frame in container.decode(video=0):
-            image = frame.to_ndarray(format="bgr24")
-            jpegs.append(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes())
-            if len(jpegs) == count:
-                break
-    return jpegs
 
 
 def cpu_ms_per_item(fn: Callable[[object], object], items: list) -> float:
@@ -64,7 +53,7 @@ def main() -> None:
     print(f"{'clip':<32} {'size':>9} {'cv2.imdecode':>12} {'decode_image':>12} {'ratio':>6} "
           f"{'same':>5} {'letterbox':>9}")
     for clip in CLIPS:
-        jpegs = read_jpegs(args.videos / clip, args.frames, args.quality)
+        _, jpegs = read_jpegs(args.videos / clip, args.frames, args.quality)
         images = [decode_image(data) for data in jpegs]
         same = all(np.array_equal(baseline(data), image) for data, image in zip(jpegs, images))
         timings: dict[str, list[float]] = {"base": [], "ours": [], "letterbox": []}

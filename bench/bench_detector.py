@@ -17,24 +17,13 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-import av
-import cv2
 import numpy as np
 
+from clips import read_jpegs
 from pipeline.inference.detector import OnnxDetector, load_detector
 from pipeline.inference.preprocess import decode_image
 from pipeline.inference.registry import ModelRegistry, default_models_dir
 from pipeline.inference.session import SessionSettings
-
-
-def read_frames(video: Path, count: int) -> list[np.ndarray]:
-    frames = []
-    with av.open(str(video)) as container:
-        for frame in container.decode(video=0):
-            frames.append(frame.to_ndarray(format="bgr24"))
-            if len(frames) == count:
-                break
-    return frames
 
 
 def chunks(items: Sequence, size: int) -> list[Sequence]:
@@ -88,9 +77,7 @@ def main() -> None:
     settings = SessionSettings(providers=args.providers, intra_op_num_threads=args.threads)
     registry = ModelRegistry.load(models_dir=models_dir)
     detector = load_detector(registry, "yolox-nano", "1", settings)
-    frames = read_frames(video, args.frames)
-    quality = [cv2.IMWRITE_JPEG_QUALITY, 90]
-    jpegs = [cv2.imencode(".jpg", frame, quality)[1].tobytes() for frame in frames]
+    frames, jpegs = read_jpegs(video, args.frames, quality=90)
     h, w = frames[0].shape[:2]
     provider = detector.session.get_providers()[0]
     threads = args.threads or "default"

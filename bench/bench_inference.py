@@ -3,8 +3,9 @@
 In one process, on one clip and one loaded model:
 
 - bare: ``session.run`` on tensors letterboxed in advance (the ceiling), per batch size,
-  with the worker's session settings and with onnxruntime's defaults (spinning threads):
-  the faster of the two is the reference;
+  with the worker's session settings called by ``model_runs`` threads at once, and with
+  onnxruntime's defaults (a thread per core, spinning) called by one: the faster of the
+  two is the reference;
 - worker: N frames pre-produced to a fresh ``frames`` topic (JPEG, as ingest writes them),
   then ``InferenceWorker`` consumes them all and produces their detections; timed from its
   first polled frame to the broker's ack of the last detections.
@@ -29,30 +30,19 @@ import time
 import uuid
 from pathlib import Path
 
-import av
-import cv2
 import numpy as np
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
+from clips import read_jpegs
 from pipeline.codec import FRAME, default_codec
 from pipeline.config import Settings, load_config, shared_dir
+from pipeline.inference.build import load_worker_detector
 from pipeline.inference.detector import OnnxDetector
 from pipeline.inference.timing import StageTimings
-from pipeline.inference.worker import InferenceWorker, load_worker_detector
+from pipeline.inference.worker import InferenceWorker
 from pipeline.kafka import topics
 from pipeline.kafka.clients import common_config, producer_config
-
-
-def read_jpegs(video: Path, count: int, quality: int) -> tuple[list[np.ndarray], list[bytes]]:
-    frames = []
-    with av.open(str(video)) as container:
-        for frame in container.decode(video=0):
-            frames.append(frame.to_ndarray(format="bgr24"))
-            if len(frames) == count:
-                break
-    params = [cv2.IMWRITE_JPEG_QUALITY, quality]
-    return frames, [cv2.imencode(".jpg", f, params)[1].tobytes() for f in frames]
 
 
 def with_overrides(settings: Settings, **sections: dict) -> Settings:
@@ -65,16 +55,26 @@ def with_overrides(settings: Settings, **sections: dict) -> Settings:
     return Settings.model_validate(raw)
 
 
-def bare_fps(detector: OnnxDetector, frames: list[np.ndarray], batch: int, passes: int) -> float:
-    """Frames/s of ``session.run`` alone on pre-letterboxed tensors (after a warm-up run)."""
+def bare_fps(detector: OnnxDetector, frames: list[np.ndarray], batch: int, passes: int,
+             callers: int = 1) -> float:
+    """Frames/s of ``session.run`` alone on pre-letterboxed tensors (after a warm-up run),
+    called by ``callers`` threads at once (as the worker's ``model_runs`` do)."""
     tensors = [detector.preprocess(frames[i : i + batch]).tensor.copy()
                for i in range(0, len(frames) - batch + 1, batch)]
     names, feed = [detector.spec.output.name], detector.spec.input.name
     detector.session.run(names, {feed: tensors[0]})
+
+    def loop(offset: int) -> None:
+        for _ in range(passes):
+            for tensor in tensors[offset::callers]:
+                detector.session.run(names, {feed: tensor})
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(callers)]
     start = time.perf_counter()
-    for _ in range(passes):
-        for tensor in tensors:
-            detector.session.run(names, {feed: tensor})
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     return passes * batch * len(tensors) / (time.perf_counter() - start)
 
 
@@ -213,12 +213,14 @@ def measure(base: Settings, detectors: tuple[OnnxDetector, OnnxDetector], frames
             jpegs: list[bytes], args: argparse.Namespace, batch: int) -> tuple[list[float], list[dict], list[float]]:
     """``repeats`` x (bare, worker, bare): each ratio is a worker run over the bare runs
     right around it, so it compares like with like on a host whose speed drifts. Bare is
-    the faster of the worker's session settings and onnxruntime's defaults (spinning)."""
+    the faster of the worker's session called by ``model_runs`` threads at once and
+    onnxruntime's default session (one thread per core, spinning) called by one."""
     worker_detector, default_detector = detectors
     size_wh = (frames[0].shape[1], frames[0].shape[0])
 
     def bare_now() -> float:
-        return max(bare_fps(d, frames, batch, args.bare_passes) for d in detectors)
+        return max(bare_fps(worker_detector, frames, batch, args.bare_passes, base.inference.model_runs),
+                   bare_fps(default_detector, frames, batch, args.bare_passes))
 
     bare, runs, ratios = [], [], []
     for _ in range(args.repeats):
@@ -235,11 +237,12 @@ def main() -> None:
     base = load_config(args.config)
     cfg = base.inference
     detector = load_worker_detector(base)
-    # The bare reference also runs with onnxruntime's default session (spinning threads).
-    spinning = load_worker_detector(with_overrides(base, inference={"session": {"allow_spinning": True}}))
+    # The bare reference also runs onnxruntime's default session, one caller.
+    default = load_worker_detector(with_overrides(base, inference={
+        "model_runs": 1, "session": {"allow_spinning": True, "intra_op_num_threads": 0}}))
     frames, jpegs = read_jpegs(args.video, args.clip_frames, args.quality)
     print(f"model {detector.name}:{detector.version} on {detector.session.get_providers()[0]}, "
-          f"intra_op_num_threads={cfg.session.intra_op_num_threads or 'default'}, "
+          f"model_runs={cfg.model_runs} x intra_op_num_threads={cfg.worker_session.intra_op_num_threads or 'default'}, "
           f"allow_spinning={cfg.session.allow_spinning}, decode_threads={cfg.decode_threads}; "
           f"clip {args.video.name} {frames[0].shape[1]}x{frames[0].shape[0]}, {args.clip_frames} frames "
           f"cycled, JPEG q{args.quality} ~{np.mean([len(j) for j in jpegs]) / 1024:.0f} KiB; "
@@ -248,8 +251,8 @@ def main() -> None:
     medians: dict[int, tuple[float, float, float]] = {}
     print("batch   kind                    min  median     max   frames/s (ratio: worker / bare)")
     for batch in sweep:
-        bare, runs, ratios = measure(base, (detector, spinning), frames, jpegs, args, batch)
-        print(f"{batch:5d}   bare session.run    {spread(bare)}   (best of worker / spinning session)")
+        bare, runs, ratios = measure(base, (detector, default), frames, jpegs, args, batch)
+        print(f"{batch:5d}   bare session.run    {spread(bare)}   (best of worker's session x model_runs callers / ort defaults)")
         print(f"{batch:5d}   worker Kafka->Kafka {spread([r['fps'] for r in runs])}")
         print(f"{batch:5d}   ratio               {spread(ratios, 2)}")
         medians[batch] = (statistics.median(bare), statistics.median(r["fps"] for r in runs),

@@ -25,28 +25,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import av
-import cv2
 import numpy as np
 import tritonclient.http as triton
 import yaml
 
+from clips import read_jpegs
 from pipeline.config import REPO_ROOT, parse_settings, shared_dir
 from pipeline.inference.detector import load_detector
 from pipeline.inference.registry import registry_from_settings
 
 MODEL, VERSION = "yolox-nano", "1"
-
-
-def read_jpegs(video: Path, count: int) -> tuple[list[np.ndarray], list[bytes]]:
-    frames = []
-    with av.open(str(video)) as container:
-        for frame in container.decode(video=0):
-            frames.append(frame.to_ndarray(format="bgr24"))
-            if len(frames) == count:
-                break
-    quality = [cv2.IMWRITE_JPEG_QUALITY, 90]
-    return frames, [cv2.imencode(".jpg", f, quality)[1].tobytes() for f in frames]
 
 
 class Bare:
@@ -137,7 +125,7 @@ def main() -> None:
     args = parser.parse_args()
 
     video = shared_dir() / "data" / "videos" / "pets09_s2l1_pedestrians.avi"
-    frames, jpegs = read_jpegs(video, 64)
+    frames, jpegs = read_jpegs(video, 64, quality=90)
     base = {
         "models": {"dir": str(shared_dir() / "models")},
         "inference": {"session": {"intra_op_num_threads": args.threads,

@@ -18,7 +18,7 @@ def load_worker_detector(settings: Settings, model: str | None = None,
 
     name, version = parse_model_key(model or settings.models.primary)
     cfg = settings.inference
-    detector = load_detector(registry_from_settings(settings), name, version, cfg.session, cfg.decode, recorder)
+    detector = load_detector(registry_from_settings(settings), name, version, cfg.worker_session, cfg.decode, recorder)
     detector.warmup(cfg.max_batch)
     return detector
 

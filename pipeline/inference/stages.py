@@ -1,16 +1,23 @@
-"""The worker's pipeline after the poll loop: prepare -> run -> output, one thread each.
+"""The worker's pipeline after the poll loop: prepare -> run -> output.
 
-    batcher ──► [prepare] ──run_q──► [run] ──out_q──► [output] ──► sink (Kafka)
-                 │ decode JPEG + letterbox per frame in a thread pool
+    batcher ──► [prepare] ──run_q──► [dispatch] ──out_q──► [output] ──► sink (Kafka)
+                 │ decode JPEG + letterbox      │ model_runs runs at once,
+                 │ per frame in a thread pool   │ each on a thread of its own
 
 Each stage hands the next a ``Batch`` through a bounded queue, so while the model runs
-batch k the pool decodes batch k+1 and the output thread decodes boxes of batch k-1.
+batch k (and k+1 with ``model_runs: 2``) the pool decodes the next one and the output
+thread decodes boxes of batch k-1.
 A full queue blocks the stage before it, the batcher fills, and the poll loop pauses
 its partitions: memory is bounded by the queue sizes whatever the backlog.
 
-The detector is read once per batch (``get_detector``) and the batch keeps it through run
-and postprocess, so a detector may be swapped between batches without mixing two models'
-tensors and outputs. Order is kept: one thread per stage, FIFO queues.
+Cameras may be served by different detectors (a canary serves a share of them): the
+prepare stage asks ``detector_for`` once per camera of a micro-batch and splits it into one
+sub-batch per detector (``split_by_detector``), each its own ``Batch``, prepared and queued
+one after another, so the prepare stage holds one pooled buffer at a time. A batch keeps
+its detector through run and postprocess, so a detector may be swapped between batches
+without mixing two models' tensors and outputs, and its Detections records and statistics
+name the version that ran it. Order is kept: one thread per stage, FIFO queues, and all of a
+camera's frames of a micro-batch go to one sub-batch.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import queue
 import sys
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -104,29 +111,31 @@ class BufferPool:
 class Pipeline:
     """Owns the stage threads, their queues and the decode pool."""
 
-    def __init__(self, *, batcher: BlockingBatcher, get_detector: Callable[[], Detector],
+    def __init__(self, *, batcher: BlockingBatcher, detector_for: Callable[[str], Detector],
                  sink: FrameSink, stats: StatsReporter, limits: FrameLimits, max_batch: int,
                  decode_threads: int, prepared_queue_batches: int, output_queue_batches: int,
-                 helper_nice: int = 0,
-                 inject_delay_ms: int = 0) -> None:
+                 model_runs: int = 1, helper_nice: int = 0, inject_delay_ms: int = 0) -> None:
         self.batcher = batcher
-        self._get_detector = get_detector
+        self._detector_for = detector_for
         self._sink = sink
         self._stats = stats
         self._limits = limits
         self._inject_delay_s = inject_delay_ms / 1000
         self._run_q: queue.Queue = queue.Queue(prepared_queue_batches)
         self._out_q: queue.Queue = queue.Queue(output_queue_batches)
-        self._buffers = BufferPool(prepared_queue_batches + 2, max_batch)
+        # A buffer is held from prepare until its batch's run ends.
+        self._buffers = BufferPool(prepared_queue_batches + model_runs + 1, max_batch)
         self._helper_nice = helper_nice
         self._pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="infer-decode",
                                         initializer=lower_priority, initargs=(helper_nice,))
+        self._runs = ThreadPoolExecutor(model_runs, thread_name_prefix="infer-run")
+        self._run_slots = threading.Semaphore(model_runs)
         self._closing = threading.Event()
         self._abort = threading.Event()
         self.failure: BaseException | None = None
         self._threads = [
             threading.Thread(target=self._guard, args=(fn,), name=f"infer-{name}", daemon=True)
-            for name, fn in (("prepare", self._prepare_loop), ("run", self._run_loop),
+            for name, fn in (("prepare", self._prepare_loop), ("dispatch", self._run_loop),
                              ("output", self._output_loop))
         ]
 
@@ -145,6 +154,7 @@ class Pipeline:
         if not finished:
             self.abort()
         self._pool.shutdown(wait=finished, cancel_futures=True)
+        self._runs.shutdown(wait=finished, cancel_futures=True)
         return finished
 
     def abort(self) -> None:
@@ -188,13 +198,13 @@ class Pipeline:
                 if self._closing.is_set() and len(self.batcher) == 0:
                     break
                 continue
-            batch = self._prepare(items)
-            if batch is not None and not self._put(self._run_q, batch):
-                return
+            for detector, part in split_by_detector(items, self._detector_for):
+                batch = self._prepare(detector, part)
+                if batch is not None and not self._put(self._run_q, batch):
+                    return
         self._put(self._run_q, _STOP)
 
-    def _prepare(self, items: list[FrameItem]) -> Batch | None:
-        detector = self._get_detector()
+    def _prepare(self, detector: Detector, items: list[FrameItem]) -> Batch | None:
         buffer = self._buffers.acquire(detector)
         decodable = [i for i, item in enumerate(items) if not item.end_of_stream]
         futures = {  # item index -> (its row in the buffer, decode + letterbox task)
@@ -235,10 +245,21 @@ class Pipeline:
     # -- run: the model ------------------------------------------------------------------
 
     def _run_loop(self) -> None:
+        """Start each batch's run as soon as one of ``model_runs`` slots is free; the output
+        stage gets the batches in arrival order and waits for each one's run."""
         while (batch := self._get(self._run_q)) is not None:
             if batch is _STOP:
                 self._put(self._out_q, _STOP)
                 return
+            while not self._run_slots.acquire(timeout=_TICK_S):
+                if self._abort.is_set():
+                    return
+            run = self._runs.submit(self._run, batch)
+            if not self._put(self._out_q, (batch, run)):
+                return
+
+    def _run(self, batch: Batch) -> None:
+        try:
             batch.run_start_ms = monotonic_ms()
             if batch.prepared is not None:
                 start = time.perf_counter()
@@ -246,17 +267,26 @@ class Pipeline:
                 batch.inference_ms = 1000 * (time.perf_counter() - start)
                 if self._inject_delay_s:
                     time.sleep(self._inject_delay_s)
+        finally:
             self._buffers.release(batch.buffer)
             batch.prepared = batch.buffer = None
-            if not self._put(self._out_q, batch):
-                return
+            self._run_slots.release()
 
     # -- output: boxes, records, produce ---------------------------------------------------
 
     def _output_loop(self) -> None:
         lower_priority(self._helper_nice)
-        while (batch := self._get(self._out_q)) is not None:
-            if batch is _STOP:
+        while (item := self._get(self._out_q)) is not None:
+            if item is _STOP:
+                return
+            batch, run = item
+            while not self._abort.is_set():
+                try:
+                    run.result(timeout=_TICK_S)  # a failed run raises here: the worker stops
+                    break
+                except FutureTimeout:
+                    self._sink.poll()
+            else:
                 return
             self._emit(batch)
             self._sink.poll()
@@ -285,6 +315,23 @@ class Pipeline:
             inference_ms=batch.inference_ms,
             lag_ms=float(max(0, int(time.time() * 1000) - oldest_capture_ms)),
         ))
+
+
+def split_by_detector(items: list[FrameItem], detector_for: Callable[[str], Detector],
+                      ) -> list[tuple[Detector, list[FrameItem]]]:
+    """``items`` as one (detector, frames) group per detector, groups in order of their first
+    frame, frames in their order. ``detector_for`` is asked once per camera, so all frames of
+    a camera go to one group even if the answer changes meanwhile (a swap): a camera's later
+    frame can never run before an earlier one."""
+    by_camera: dict[str, Detector] = {}
+    groups: dict[int, tuple[Detector, list[FrameItem]]] = {}
+    for item in items:
+        camera = item.frame["camera_id"]
+        detector = by_camera.get(camera)
+        if detector is None:
+            detector = by_camera[camera] = detector_for(camera)
+        groups.setdefault(id(detector), (detector, []))[1].append(item)
+    return list(groups.values())
 
 
 def _assemble(parts: list[PreparedBatch], used_rows: list[int], buffer: np.ndarray | None) -> PreparedBatch:

@@ -8,10 +8,12 @@ Delivery is at-least-once. An input offset is stored only once the broker acknow
 the detections (or the dead-letter copy) of that frame and of every earlier frame of its
 partition (``offsets.OffsetTracker``); a crash or a revoked partition replays, never loses.
 
-With ``live`` (``pipeline.shadow.live.LiveModels``) the worker follows model-control:
-``detector`` is replaced between batches (the pipeline reads it once per batch) once a new
-version is loaded, and ``_accept`` hands every valid frame to it for mirroring a
-deterministic sample to ``frames.shadow``.
+Each camera's frames run on the detector ``_detector_for`` names: ``detector``, or with
+``live`` (``pipeline.shadow.live.LiveModels``, which follows model-control) the canary
+version for the cameras in the canary share. ``live`` replaces ``detector`` between batches
+once a newly promoted version is loaded, and ``_accept`` hands it every valid frame for
+mirroring a deterministic sample to ``frames.shadow``. ``pipeline.inference.build`` makes
+a worker from the settings.
 """
 
 from __future__ import annotations
@@ -27,11 +29,10 @@ from typing import TYPE_CHECKING
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from pipeline.codec import default_codec
-from pipeline.config import REPO_ROOT, Settings
+from pipeline.config import Settings
 from pipeline.exceptions import CamcountError, DecodeError
-from pipeline.inference.base import Detector, LatencyRecorder
+from pipeline.inference.base import Detector
 from pipeline.inference.batcher import BlockingBatcher, monotonic_ms
-from pipeline.inference.config import InferenceConfig
 from pipeline.inference import metrics as inference_metrics
 from pipeline.inference.frames import FrameItem, FrameLimits, parse_frame
 from pipeline.inference.offsets import OffsetTracker, Token
@@ -39,7 +40,7 @@ from pipeline.inference.sink import KafkaFrameSink
 from pipeline.inference.stages import Pipeline
 from pipeline.inference.stats import ClickHouseStatsWriter, StatsReporter
 from pipeline.kafka import topics
-from pipeline.kafka.clients import consumer_config, producer_config
+from pipeline.kafka.clients import consumer_config, fetch_limits, producer_config
 
 if TYPE_CHECKING:
     from pipeline.shadow.live import LiveModels
@@ -85,7 +86,8 @@ class InferenceWorker:
         self._limits = FrameLimits(cfg.max_frame_bytes, cfg.max_width, cfg.max_height)
         self.lag = inference_metrics.ConsumerLag()
         self._consumer = Consumer(consumer_config(
-            settings.kafka, self.group_id, **(fetch_limits(cfg) | self.lag.config() | cfg.consumer_overrides)))
+            settings.kafka, self.group_id,
+            **(fetch_limits(cfg.consumer_queue_kbytes) | self.lag.config() | cfg.consumer_overrides)))
         self._tracker = OffsetTracker()
         self.stats = StatsReporter(
             self.worker_id, cfg.stats_interval_ms / 1000,
@@ -97,9 +99,9 @@ class InferenceWorker:
             Producer(producer_config(settings.kafka)), self._codec, topics.name(settings, output_topic),
             topics.name(settings, topics.dlq(input_topic)), self._finish, self.stats, self.log)
         self._pipeline = Pipeline(
-            batcher=self._batcher, get_detector=lambda: self.detector, sink=self._sink,
+            batcher=self._batcher, detector_for=self._detector_for, sink=self._sink,
             stats=self.stats, limits=self._limits, max_batch=cfg.max_batch,
-            decode_threads=cfg.decode_threads, helper_nice=cfg.helper_nice,
+            decode_threads=cfg.decode_threads, model_runs=cfg.model_runs, helper_nice=cfg.helper_nice,
             prepared_queue_batches=cfg.prepared_queue_batches,
             output_queue_batches=cfg.output_queue_batches, inject_delay_ms=cfg.inject_delay_ms)
         self._overflow: deque[Message] = deque()  # polled, not yet accepted (batcher full)
@@ -128,6 +130,11 @@ class InferenceWorker:
     def ready(self) -> bool:
         """Readiness: model loaded (it is, once constructed), in the group, not stopping or failed."""
         return self.joined and not self._stop.is_set() and self._failure is None
+
+    def _detector_for(self, camera_id: str) -> Detector:
+        """The version serving ``camera_id``: its canary (``live``), else ``detector``."""
+        canary = self._live.canary_for(camera_id) if self._live is not None else None
+        return self.detector if canary is None else canary
 
     def queue_depth(self) -> int:
         return len(self._batcher) + len(self._overflow)
@@ -369,56 +376,3 @@ class InferenceWorker:
         if self._tracker.done(token):
             self.stats.count("finished")
             self.last_finished_s = time.monotonic()
-
-
-def fetch_limits(cfg: InferenceConfig) -> dict[str, int]:
-    """Consumer settings bounding librdkafka's prefetched input (part of the memory bound)."""
-    queue_bytes = cfg.consumer_queue_kbytes * 1024
-    return {
-        "queued.max.messages.kbytes": cfg.consumer_queue_kbytes,
-        # One fetch response may overshoot the queue bound by this much.
-        "fetch.max.bytes": max(queue_bytes // 4, 1024 * 1024),
-        # After the queue was full, look again soon (the default waits a second).
-        "fetch.queue.backoff.ms": 100,
-    }
-
-
-def parse_model_key(key: str) -> tuple[str, str]:
-    name, sep, version = key.partition(":")
-    if not sep or not name or not version:
-        raise CamcountError(f"model must be NAME:VERSION, got {key!r}")
-    return name, version
-
-
-def load_worker_detector(settings: Settings, model: str | None = None,
-                         recorder: LatencyRecorder | None = None) -> Detector:
-    """The registry model ``model`` (default ``models.primary``), verified, warmed up."""
-    from pipeline.inference.detector import load_detector
-    from pipeline.inference.registry import ModelRegistry
-
-    name, version = parse_model_key(model or settings.models.primary)
-    path = settings.models.registry
-    registry = ModelRegistry.load(path if path.is_absolute() else REPO_ROOT / path, settings.models.dir)
-    cfg = settings.inference
-    detector = load_detector(registry, name, version, cfg.session, cfg.decode, recorder)
-    detector.warmup(cfg.max_batch)
-    return detector
-
-
-def build_worker(settings: Settings, model: str | None = None, recorder: LatencyRecorder | None = None,
-                 role: str = "primary", follow: bool = False, **options) -> InferenceWorker:
-    """A worker serving ``model``. ``follow`` (primary role): follow model-control live and
-    mirror its frame sample to ``frames.shadow``. Role ``shadow``: ``frames.shadow`` ->
-    ``detections.shadow`` in a consumer group of its own per candidate version."""
-    detector = load_worker_detector(settings, model, recorder)
-    if role == "shadow":
-        own = f"{settings.inference.group_id}-shadow-{detector.name}-{detector.version}"
-        options["group_id"] = options.get("group_id") or topics.name(settings, own)  # prefixed like the topics
-        options.update(input_topic=topics.FRAMES_SHADOW, output_topic=topics.DETECTIONS_SHADOW)
-    elif follow:
-        from pipeline.shadow.live import LiveModels
-
-        worker_id = options.get("worker_id") or settings.inference.worker_id or f"{socket.gethostname()}-{os.getpid()}"
-        options["live"] = LiveModels(settings, lambda key: load_worker_detector(settings, key, recorder), worker_id)
-    return InferenceWorker(settings, detector, **options)
-

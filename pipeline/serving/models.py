@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Iterable, Protocol
 
 import numpy as np
 
-from pipeline.detections import Detections
 from pipeline.inference.base import Detector, PreparedBatch
 from pipeline.inference.batcher import BlockingBatcher, monotonic_ms
 from pipeline.serving.exceptions import NotFound, Unavailable

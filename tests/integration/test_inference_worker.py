@@ -162,8 +162,8 @@ def test_end_of_stream_passes_through_in_order_without_boxes(kafka_settings: Set
     assert records[-1]["boxes"] == [] and all(r["boxes"] for r in records[:-1])
 
 
-def test_frames_older_than_max_lag_are_skipped_and_counted(kafka_settings: Settings, pets09: Path) -> None:
-    settings = with_overrides(kafka_settings, clickhouse={"port": 1}, inference={"max_lag_ms": 60_000})
+def test_frames_older_than_max_lag_are_skipped_and_counted(settings: Settings, pets09: Path) -> None:
+    settings = with_overrides(settings, inference={"max_lag_ms": 60_000})
     jpeg, width, height = clip_jpegs(pets09, 1)[0]
     hour_ago_ms = int(time.time() * 1000) - 3_600_000
     old = [("cam-0", frame_value("cam-0", seq, jpeg, width, height, capture_ts_ms=hour_ago_ms))
@@ -176,12 +176,14 @@ def test_frames_older_than_max_lag_are_skipped_and_counted(kafka_settings: Setti
     assert set(got) == {("cam-0", seq) for seq in range(5, 8)}
     assert totals["skipped"] == 5 and totals["frames"] == 3 and totals["finished"] == 8
     assert uncommitted(settings, group(settings, "infer-lag")) == {}
+    client = make_client(settings.clickhouse)  # the worker's last stats report, at its stop
+    assert client.execute("SELECT sum(frames), sum(skipped) FROM inference_stats") == [(3, 5)]
 
 
 def test_people_boxes_match_the_bare_detector(kafka_settings: Settings, pets09: Path) -> None:
     """The worker's boxes equal ``detect_batch`` on the same JPEGs (no mixing of rows)."""
     from pipeline.inference.preprocess import decode_image
-    from pipeline.inference.worker import load_worker_detector
+    from pipeline.inference.build import load_worker_detector
 
     settings = with_overrides(kafka_settings, clickhouse={"port": 1}, inference={"max_batch": 4})
     keys = produce_clip(settings, pets09, count=12, cameras=3)

@@ -1,0 +1,28 @@
+"""Frames of a sample clip for the benchmarks: decoded BGR, and JPEG-encoded as ingest
+encodes them (``pipeline.ingest.encode.encode_bgr``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+from pipeline.ingest.encode import encode_bgr
+
+
+def read_frames(video: Path, count: int) -> list[np.ndarray]:
+    """The first ``count`` frames of ``video`` as BGR arrays."""
+    frames = []
+    with av.open(str(video)) as container:
+        for frame in container.decode(video=0):
+            frames.append(frame.to_ndarray(format="bgr24"))
+            if len(frames) == count:
+                break
+    return frames
+
+
+def read_jpegs(video: Path, count: int, quality: int) -> tuple[list[np.ndarray], list[bytes]]:
+    """The first ``count`` frames of ``video``, and each as a JPEG of ``quality``."""
+    frames = read_frames(video, count)
+    return frames, [encode_bgr(frame, quality).data for frame in frames]
