@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from pipeline.exceptions import ConfigError
 
@@ -85,6 +85,14 @@ class ModelsConfig(Section):
     dir: Path | None = None
     #: ``name:version`` served as primary until the model-control topic says otherwise.
     primary: str = "yolox-nano:1"
+
+    @field_validator("primary")
+    @classmethod
+    def _name_and_version(cls, value: str) -> str:
+        name, sep, version = value.partition(":")
+        if not (sep and name and version):
+            raise ValueError(f"must be NAME:VERSION (e.g. yolox-nano:1), got {value!r}")
+        return value
 
 
 Point = tuple[float, float]

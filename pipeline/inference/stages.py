@@ -16,8 +16,9 @@ sub-batch per detector (``split_by_detector``), each its own ``Batch``, prepared
 one after another, so the prepare stage holds one pooled buffer at a time. A batch keeps
 its detector through run and postprocess, so a detector may be swapped between batches
 without mixing two models' tensors and outputs, and its Detections records and statistics
-name the version that ran it. Order is kept: one thread per stage, FIFO queues, and all of a
-camera's frames of a micro-batch go to one sub-batch.
+name the version that ran it. Order is kept: FIFO queues, all of a camera's frames of a
+micro-batch go to one sub-batch, and with several runs in the model the output thread
+still takes the batches in the order they arrived.
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ CAMERA = {"id": "c1", "source": "x.mp4", "resolution": [640, 480]}
         ([1, 2], "expected a mapping"),
         # spliced into SQL as a name, so only a plain identifier is accepted
         ({"clickhouse": {"database": "camcount; DROP TABLE counts"}}, "clickhouse.database: String should match"),
+        ({"models": {"primary": "yolox-nano"}}, "models.primary: Value error, must be NAME:VERSION"),
     ],
 )
 def test_bad_values_name_the_key(raw, message: str) -> None:
