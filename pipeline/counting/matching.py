@@ -1,4 +1,4 @@
-"""Box overlap and optimal one-to-one assignment with a cost limit.
+"""Optimal one-to-one assignment with a cost limit (box overlap: ``pipeline.boxes``).
 
 Inputs are never written to: the tracker reuses its cost matrices across stages,
 and an assignment routine that scribbles on them (as supervision's does) makes
@@ -27,24 +27,6 @@ class Assignment:
     matches: np.ndarray
     unmatched_rows: np.ndarray
     unmatched_cols: np.ndarray
-
-
-def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """Intersection over union of every ``(N, 4)`` xyxy box against every ``(M, 4)`` one.
-
-    Degenerate (zero-area) boxes have IoU 0 with everything rather than NaN.
-    """
-    a = np.asarray(boxes_a, np.float64).reshape(-1, 4)
-    b = np.asarray(boxes_b, np.float64).reshape(-1, 4)
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(bottom_right - top_left, 0.0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0.0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0.0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0.0, inter / union, 0.0)
-    return iou
 
 
 def linear_assignment(cost: np.ndarray, max_cost: float) -> Assignment:

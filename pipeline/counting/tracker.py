@@ -18,7 +18,8 @@ import numpy as np
 
 from pipeline.counting import kalman, table
 from pipeline.counting.exceptions import CountingStateError
-from pipeline.counting.matching import iou_matrix, linear_assignment
+from pipeline.boxes import iou_matrix
+from pipeline.counting.matching import linear_assignment
 from pipeline.counting.params import TrackerParams
 from pipeline.detections import Detections
 

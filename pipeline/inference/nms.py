@@ -9,33 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def box_area(boxes: np.ndarray) -> np.ndarray:
-    """Area of ``(N, 4)`` xyxy boxes; inverted boxes count as zero area."""
-    widths = np.clip(boxes[:, 2] - boxes[:, 0], 0.0, None)
-    heights = np.clip(boxes[:, 3] - boxes[:, 1], 0.0, None)
-    return widths * heights
-
-
-def iou_one_to_many(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one ``(4,)`` box with each of ``(N, 4)`` boxes; 0 where the union is 0."""
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[2], boxes[:, 2])
-    y2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0.0, None) * np.clip(y2 - y1, 0.0, None)
-    union = box_area(box[None, :])[0] + box_area(boxes) - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU ``(N, M)`` of two box sets (used by tests and by shadow comparison)."""
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(bottom_right - top_left, 0.0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+from pipeline.boxes import iou_matrix
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
@@ -54,7 +28,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
         best = order[0]
         keep.append(int(best))
         rest = order[1:]
-        ious = iou_one_to_many(boxes[best], boxes[rest])
+        ious = iou_matrix(boxes[best], boxes[rest])[0]
         order = rest[ious <= iou_threshold]
     return np.asarray(keep, np.int64)
 

@@ -16,6 +16,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from pipeline.boxes import iou_matrix
+
 IOU_THRESHOLD = 0.5
 
 
@@ -23,21 +25,6 @@ def window_bounds(ts_ms: int, size_ms: int) -> tuple[int, int]:
     """The half-open window ``[start, end)`` of ``size_ms`` holding ``ts_ms``."""
     start = ts_ms - ts_ms % size_ms
     return start, start + size_ms
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box of ``a`` (n, 4 xyxy) with every box of ``b`` (m, 4): (n, m)."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def match_count(primary: np.ndarray, candidate: np.ndarray, candidate_scores: Sequence[float],

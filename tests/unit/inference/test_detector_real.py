@@ -16,7 +16,7 @@ import pytest
 from pipeline.inference.base import Detector
 from pipeline.inference.decoders import DecodeSettings
 from pipeline.inference.detector import OnnxDetector, load_detector
-from pipeline.inference.nms import iou_matrix
+from pipeline.boxes import iou_matrix
 from pipeline.inference.preprocess import decode_image
 from pipeline.inference.registry import ModelRegistry
 from pipeline.inference.session import SessionSettings

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.inference.nms import batched_nms, iou_matrix, nms
+from pipeline.boxes import iou_matrix
+from pipeline.inference.nms import batched_nms, nms
 
 
 def reference_iou(a, b) -> float:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.shadow.comparator import (
-    WindowComparison, comparison_row, COMPARISON_COLUMNS, compare_frame, iou_matrix, match_count, percentile,
+    WindowComparison, comparison_row, COMPARISON_COLUMNS, compare_frame, match_count, percentile,
     window_bounds,
 )
 
@@ -15,13 +15,6 @@ PERSON, CAR = 0, 2
 
 def box(class_id: int, x1: float, y1: float, x2: float, y2: float, score: float = 0.9) -> dict:
     return dict(class_id=class_id, score=score, x1=x1, y1=y1, x2=x2, y2=y2)
-
-
-def test_iou_of_identical_disjoint_and_half_overlapping_boxes() -> None:
-    a = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 2, 1]], float)
-    b = np.array([[0, 0, 1, 1], [2, 2, 3, 3], [1, 0, 3, 1]], float)
-    got = iou_matrix(a, b)
-    assert got[0, 0] == 1.0 and got[1, 1] == 0.0 and got[2, 2] == pytest.approx(1 / 3)
 
 
 @pytest.mark.parametrize("primary, candidate, scores, expected", [
