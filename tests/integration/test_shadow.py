@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -174,30 +175,41 @@ def primary_count_events(settings: Settings, keys: list) -> int:
     return sum(counts((("yolox-nano", "1"), PRIMARY), got[key][0]) for key in sorted(keys, key=lambda k: k[1]))
 
 
-def test_a_version_over_its_latency_limit_is_rolled_back_by_itself(settings: Settings, pets09: Path,
-                                                                   tmp_path: Path) -> None:
-    settings = with_overrides(settings, inference={"max_batch": 4, "max_pending_frames": 8})
-    cfg = str(write_config(settings, tmp_path / "camcount.yaml"))
-    worker = WorkerThread(settings, follow=True, group_id=group(settings, "slow"), idle_exit_s=20).start()
+def promote_then_see_it_rolled_back(settings: Settings, worker: WorkerThread, pets09: Path,
+                                    promote: Callable[[], object]) -> tuple[dict, list]:
+    """Frames before ``promote``, while the promoted 1-b1 serves until it is rolled back by
+    itself, and after: the detections of all of them and their keys (the worker stopped)."""
     live = worker.worker._live
     try:
         first = produce_frames(settings, pets09, range(0, 6))
         read_detections(settings, first)
-        # Every real run takes more than 0.01 ms: the limit is crossed after --min-batches runs.
-        assert cli(["-c", cfg, "models", "promote", B1, "--max-latency-ms", "0.01", "--min-batches", "3",
-                    "--by", "ops"]) == 0
+        promote()
         wait_for(lambda: live.counts["swaps"] == 1, what="the swap to 1-b1")
         second = produce_frames(settings, pets09, range(6, 26))
         wait_for(lambda: control.read_assignment(settings).primary == "yolox-nano:1", 30, "the automatic rollback")
         wait_for(lambda: live.counts["swaps"] == 2, what="the swap back to 1")
         third = produce_frames(settings, pets09, range(26, 30))
-        got = read_detections(settings, first + second + third)
+        keys = first + second + third
+        return read_detections(settings, keys), keys
     finally:
         worker.worker.stop()
         worker.join()
+
+
+def test_a_version_over_its_latency_limit_is_rolled_back_by_itself(settings: Settings, pets09: Path,
+                                                                   tmp_path: Path) -> None:
+    settings = with_overrides(settings, inference={"max_batch": 4, "max_pending_frames": 8})
+    cfg = str(write_config(settings, tmp_path / "camcount.yaml"))
+    worker = WorkerThread(settings, follow=True, group_id=group(settings, "slow"), idle_exit_s=20).start()
+
+    def promote() -> None:  # every real run takes more than 0.01 ms: crossed after 3 runs
+        assert cli(["-c", cfg, "models", "promote", B1, "--max-latency-ms", "0.01", "--min-batches", "3",
+                    "--by", "ops"]) == 0
+
+    got, keys = promote_then_see_it_rolled_back(settings, worker, pets09, promote)
     a = control.read_assignment(settings)
     assert a.changed_by.startswith("auto:") and "run time p95" in a.reason
-    assert set(got) == set(first + second + third)
+    assert set(got) == set(keys)
     for camera in ("cam-0", "cam-1"):
         versions = [got[(camera, seq)][0]["model_version"] for seq in range(30)]
         changes = [v for i, v in enumerate(versions) if i == 0 or v != versions[i - 1]]
@@ -255,23 +267,10 @@ def test_a_version_whose_runs_fail_is_covered_by_its_predecessor_then_rolled_bac
                                                                                   pets09: Path) -> None:
     settings = with_overrides(settings, inference={"max_batch": 4, "max_pending_frames": 8})
     worker = worker_failing_on(settings, B1, "inject").start()
-    live = worker.worker._live
-    try:
-        first = produce_frames(settings, pets09, range(0, 6))
-        read_detections(settings, first)
-        control.change(settings, lambda a: am.promote(a, B1, "ops", control.now_ms(),
-                                                      limits=am.FailoverLimits(min_batches=3)))
-        wait_for(lambda: live.counts["swaps"] == 1, what="the swap to 1-b1")
-        second = produce_frames(settings, pets09, range(6, 26))
-        wait_for(lambda: control.read_assignment(settings).primary == "yolox-nano:1", 30, "the automatic rollback")
-        wait_for(lambda: live.counts["swaps"] == 2, what="the swap back to 1")
-        third = produce_frames(settings, pets09, range(26, 30))
-        got = read_detections(settings, first + second + third)
-    finally:
-        worker.worker.stop()
-        worker.join()
+    got, keys = promote_then_see_it_rolled_back(settings, worker, pets09, lambda: control.change(
+        settings, lambda a: am.promote(a, B1, "ops", control.now_ms(), limits=am.FailoverLimits(min_batches=3))))
     a = control.read_assignment(settings)
     assert a.changed_by == "auto:w-inject" and a.reason.startswith(f"{B1}: error rate")
-    assert set(got) == set(first + second + third)  # the failing runs never left a frame out
+    assert set(got) == set(keys)  # the failing runs never left a frame out
     # 1-b1 produced nothing: its failed batches were re-run on 1 and carry 1's version.
     assert {r["model_version"] for records in got.values() for r in records} == {"1"}
