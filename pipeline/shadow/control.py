@@ -5,10 +5,16 @@ reader takes the last message up to the high watermark. Every change is also wri
 ClickHouse ``model_audit`` (who, when, what); a failed audit insert is logged, never
 blocks the change (the topic itself keeps who/when/what of the latest revision).
 
-A change is read-modify-write: two operators changing at the same instant may lose one
-change (the later revision wins and both are audited). Automatic rollbacks are
-idempotent (``assignment.rollback(failed=...)``), so several workers reporting one
-broken version roll back once.
+Changes are optimistic read-modify-write on the log: each writes ``revision + 1`` of what it
+read, and the first record of a revision in log order wins (``supersedes``): a record whose
+revision is not above the one applied before it was based on a stale read and is ignored
+by every reader. ``change`` reads back where its record landed; if another change won that
+revision, it applies its function again to the winner and writes the next revision, so two
+operators changing at the same instant both get their change, in some order, and only
+applied revisions are audited. Automatic rollbacks are idempotent
+(``assignment.rollback(failed=...)``), so several workers reporting one broken version roll
+back once. (If a writer dies between losing and re-applying, its stale record stays last
+on the topic until the next change: log compaction could then keep it over the winner.)
 """
 
 from __future__ import annotations
@@ -54,16 +60,28 @@ def initial(settings: Settings) -> Assignment:
     return Assignment(settings.models.primary)
 
 
+def supersedes(record: Assignment, current: Assignment | None) -> bool:
+    """Whether ``record`` (read after ``current``) takes effect: first writer of a revision wins."""
+    return current is None or record.revision > current.revision
+
+
 def read_assignment(settings: Settings, timeout_s: float = 10.0) -> Assignment:
-    """The latest assignment on the topic, or ``initial`` when it is empty."""
+    """The assignment in effect on the topic, or ``initial`` when it is empty."""
+    return _scan(settings, timeout_s)[0]
+
+
+def _scan(settings: Settings, timeout_s: float, watch: int | None = None) -> tuple[Assignment, bool]:
+    """Read the topic to its end: the assignment in effect, and whether the record at offset
+    ``watch`` took effect (False for a stale write that lost its revision)."""
     consumer, tp = _reader(settings)
     codec = default_codec()
     latest: Assignment | None = None
+    watched_won = False
     deadline = time.monotonic() + timeout_s
     try:
         low, high = _watermarks(consumer, tp, deadline)
         if high <= low:
-            return initial(settings)
+            return initial(settings), False
         consumer.assign([tp])
         while time.monotonic() < deadline:
             msg = consumer.poll(_POLL_S)
@@ -72,13 +90,16 @@ def read_assignment(settings: Settings, timeout_s: float = 10.0) -> Assignment:
             if msg.error() is not None:
                 if msg.error().code() == -191:  # _PARTITION_EOF: read up to the end
                     if latest is not None:
-                        return latest
+                        return latest, watched_won
                     continue
                 raise ServiceUnavailableError(f"model-control: {msg.error()}")
             if msg.key() == KEY and msg.value() is not None:
-                latest = from_record(codec.decode_as(msg.value(), MODEL_ASSIGNMENT))
+                record = from_record(codec.decode_as(msg.value(), MODEL_ASSIGNMENT))
+                if supersedes(record, latest):
+                    latest = record
+                    watched_won = watched_won or msg.offset() == watch
             if msg.offset() >= high - 1:
-                return latest or initial(settings)
+                return latest or initial(settings), watched_won
     finally:
         consumer.close()
     raise ServiceUnavailableError(f"model-control not read to its end in {timeout_s:.0f} s")
@@ -96,25 +117,45 @@ def _watermarks(consumer: Consumer, tp: TopicPartition, deadline: float) -> tupl
             time.sleep(0.2)
 
 
-def write_assignment(settings: Settings, assignment: Assignment, previous: Assignment | None = None) -> None:
-    """Publish ``assignment`` (acknowledged by the broker), then audit it."""
+def _publish(settings: Settings, assignment: Assignment) -> int:
+    """Write ``assignment`` and wait for the broker's ack; the offset it landed at."""
+    landed: list[int] = []
+
+    def delivered(err: KafkaError | None, msg) -> None:
+        if err is None:
+            landed.append(msg.offset())
+
     producer = Producer(producer_config(settings.kafka))
-    producer.produce(topics.name(settings, topics.MODEL_CONTROL), key=KEY,
+    producer.produce(topics.name(settings, topics.MODEL_CONTROL), key=KEY, on_delivery=delivered,
                      value=default_codec().encode(MODEL_ASSIGNMENT, to_record(assignment)))
-    if producer.flush(30) != 0:
+    if producer.flush(30) != 0 or not landed:
         raise ServiceUnavailableError("model-control: the change was not acknowledged in 30 s")
-    log.info("model-control revision %d: %s by %s (%s) -> primary %s", assignment.revision,
-             assignment.action, assignment.changed_by, assignment.reason, assignment.primary)
-    audit(settings, assignment, previous)
+    return landed[0]
+
+
+#: How often ``change`` re-applies itself after losing a revision to a concurrent change.
+MAX_ATTEMPTS = 5
 
 
 def change(settings: Settings, fn: Callable[[Assignment], Assignment]) -> tuple[Assignment, Assignment]:
-    """Read the assignment, apply ``fn``, write the result if it differs; (before, after)."""
+    """Read the assignment, apply ``fn``, write the result if it differs and make sure it took
+    effect (re-applied to a concurrent winner if not), then audit it; (before, after)."""
     before = read_assignment(settings)
-    after = fn(before)
-    if after is not before:
-        write_assignment(settings, after, before)
-    return before, after
+    for _ in range(MAX_ATTEMPTS):
+        after = fn(before)
+        if after is before:
+            return before, after
+        offset = _publish(settings, after)
+        current, won = _scan(settings, 30.0, watch=offset)
+        if won:
+            log.info("model-control revision %d: %s by %s (%s) -> primary %s", after.revision,
+                     after.action, after.changed_by, after.reason, after.primary)
+            audit(settings, after, before)
+            return before, after
+        log.info("model-control revision %d was taken by a concurrent change (%s by %s); re-applying",
+                 after.revision, current.action, current.changed_by)
+        before = current
+    raise ServiceUnavailableError(f"model-control: still racing other changes after {MAX_ATTEMPTS} attempts")
 
 
 def audit_row(assignment: Assignment, previous: Assignment | None) -> tuple:
@@ -183,7 +224,7 @@ class ControlFollower:
     def _run(self) -> None:
         consumer, tp = _reader(self._settings)
         codec = default_codec()
-        pending: Assignment | None = None
+        latest: Assignment | None = None  # in effect so far (stale writes skipped)
         try:
             consumer.assign([tp])
             while not self._stop.is_set():
@@ -191,17 +232,17 @@ class ControlFollower:
                 if msg is None:
                     continue
                 if msg.error() is not None:
-                    if msg.error().code() == -191:  # at the end: hand over the latest value
-                        self._deliver(pending or self.current or initial(self._settings))
-                        pending = None
+                    if msg.error().code() == -191:  # at the end: hand over what is in effect
+                        self._deliver(latest or initial(self._settings))
                     else:
                         log.warning("model-control: %s", msg.error())
                     continue
                 if msg.key() == KEY and msg.value() is not None:
-                    pending = from_record(codec.decode_as(msg.value(), MODEL_ASSIGNMENT))
-                    if self._ready.is_set():
-                        self._deliver(pending)
-                        pending = None
+                    record = from_record(codec.decode_as(msg.value(), MODEL_ASSIGNMENT))
+                    if supersedes(record, latest):
+                        latest = record
+                        if self._ready.is_set():
+                            self._deliver(latest)
         except Exception:  # noqa: BLE001 - the follower must never take the worker down
             log.exception("model-control follower stopped; the worker keeps its current model")
         finally:
