@@ -37,6 +37,12 @@ class KafkaConfig(Section):
     sasl_password: SecretStr | None = None
     ssl_ca_location: str | None = None
     client_id: str = "camcount"
+    #: How soon a consumer that died (kill -9, lost host) is declared gone and its partitions
+    #: move to the rest of its group (librdkafka's default is 45 s). librdkafka heartbeats
+    #: from its own thread, so a worker busy in Python is not taken for dead; lower recovers
+    #: faster, but a network stall longer than this causes a rebalance. Workers built on
+    #: confluent-kafka (infer, sink); the faust apps have their own (e.g. aggregation).
+    session_timeout_ms: int = Field(10_000, ge=6_000, le=300_000)
     #: Extra librdkafka settings passed through unchanged (e.g. ``ssl.endpoint.identification.algorithm``).
     extra: dict[str, str | int | bool] = Field(default_factory=dict)
 

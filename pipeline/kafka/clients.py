@@ -82,6 +82,8 @@ def consumer_config(cfg: KafkaConfig, group_id: str, **overrides: Any) -> dict[s
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "partition.assignment.strategy": "cooperative-sticky",
+        "session.timeout.ms": cfg.session_timeout_ms,
+        "heartbeat.interval.ms": max(1000, cfg.session_timeout_ms // 5),
     }
     conf.update(overrides)
     return conf
