@@ -110,18 +110,32 @@ def worker_run(base: Settings, detector: OnnxDetector, jpegs: list[bytes], size_
         detector.recorder = StageTimings()
         worker = InferenceWorker(settings, detector, group_id=f"{prefix}bench",
                                  max_frames=args.frames, write_stats=False)
-        cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_before, broker_before = resource.getrusage(resource.RUSAGE_SELF), broker_cpu_s()
         threads_before, sampler = ThreadCpu().stop(), ThreadCpu()
         totals = worker.run()
         threads = sampler.stop()
-        cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_after, broker_after = resource.getrusage(resource.RUSAGE_SELF), broker_cpu_s()
     finally:
         delete_topics(settings, prefix)
     wall_s = worker.last_finished_s - worker.first_polled_s
     cpu_s = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     threads = {k: v - threads_before.get(k, 0.0) for k, v in threads.items()}
-    return {"fps": totals["finished"] / wall_s, "wall_s": wall_s, "cpu_s": cpu_s, "totals": totals,
+    broker_s = None if broker_before is None or broker_after is None else broker_after - broker_before
+    return {"fps": totals["finished"] / wall_s, "wall_s": wall_s, "cpu_s": cpu_s, "broker_s": broker_s,
+            "totals": totals,
             "stages": detector.recorder.snapshot(), "threads": threads}
+
+
+def broker_cpu_s() -> float | None:
+    """CPU seconds used so far by the local Kafka broker that ``infra/up.sh`` started (it
+    shares this host's cores with the worker), or None when there is none."""
+    state = Path(os.environ.get("CAMCOUNT_STATE_DIR", Path(__file__).resolve().parents[1] / ".camcount"))
+    try:
+        pid = int((state / "run" / "kafka.pid").read_text())
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class ThreadCpu:
@@ -182,7 +196,9 @@ def profile(run: dict, bare: float) -> None:
     print(f"      bare run   {1000 / bare:6.2f} ms/frame")
     print(f"      model thread busy {100 * busy_ms / 1000 / run['wall_s']:5.1f}% of the wall time;"
           f" process CPU {1000 * run['cpu_s'] / run['totals']['finished']:.2f} ms/frame"
-          f" ({run['cpu_s'] / run['wall_s']:.2f} cores)")
+          f" ({run['cpu_s'] / run['wall_s']:.2f} cores)"
+          + ("" if run["broker_s"] is None else
+             f"; the local Kafka broker {1000 * run['broker_s'] / run['totals']['finished']:.2f} ms/frame"))
     print(f"      paused {run['totals'].get('paused', 0)} times, max in flight "
           f"{run['totals'].get('max_in_flight_frames', 0)} frames")
     frames = run["totals"]["finished"]
