@@ -112,3 +112,128 @@ def test_limits_judge_the_promoted_version_only() -> None:
     promoted = am.promote(Assignment(A), B, "x", 1, limits=strict)
     assert promoted.limits == strict
     assert am.rollback(promoted, "auto", 2, failed=B).limits == am.FailoverLimits()
+
+
+# -- camera groups -----------------------------------------------------------------------------------
+
+PARKING = am.GroupPrimary("parking-*", B)
+
+
+@pytest.mark.parametrize("a, camera, served", [
+    pytest.param(Assignment(A, groups=(PARKING,)), "parking-3", B, id="group-camera-gets-its-primary"),
+    pytest.param(Assignment(A, groups=(PARKING,)), "gate-1", A, id="other-camera-gets-the-global-primary"),
+    pytest.param(Assignment(A, groups=(PARKING,)), "Parking-3", A, id="globs-are-case-sensitive"),
+    pytest.param(Assignment(A, groups=(PARKING, am.GroupPrimary("parking-[0-4]", C))), "parking-3", B,
+                 id="first-matching-group-wins"),
+    # a group is a deliberate choice for its cameras: the canary (a rollout of the global line) does not take them
+    pytest.param(Assignment(A, groups=(PARKING,), canary=am.Canary(C, 1.0)), "parking-3", B, id="group-before-canary"),
+    pytest.param(Assignment(A, groups=(PARKING,), canary=am.Canary(C, 1.0)), "gate-1", C, id="canary-before-global"),
+])
+def test_model_for_camera_precedence(a, camera, served) -> None:
+    assert a.model_for_camera(camera) == served
+
+
+@pytest.mark.parametrize("start, model, cameras, groups, reason", [
+    pytest.param(Assignment(A), B, "parking-*", (PARKING,), "cameras parking-*: global -> yolox-nano:1-b1",
+                 id="new-group"),
+    pytest.param(Assignment(A, groups=(PARKING,)), C, "parking-*", (am.GroupPrimary("parking-*", C, (B,)),),
+                 "cameras parking-*: yolox-nano:1-b1 -> yolox-nano:2", id="old-group-primary-goes-on-its-history"),
+    pytest.param(Assignment(A, groups=(PARKING,)), C, "gate-*", (PARKING, am.GroupPrimary("gate-*", C)),
+                 "cameras gate-*: global -> yolox-nano:2", id="new-groups-go-last"),
+    # pinning cameras to the current global primary keeps them there through later global promotions
+    pytest.param(Assignment(A), A, "gate-*", (am.GroupPrimary("gate-*", A),), "cameras gate-*: global -> yolox-nano:1",
+                 id="pin-to-the-global-primary"),
+])
+def test_promote_a_camera_group(start, model, cameras, groups, reason) -> None:
+    after = am.promote(start, model, "ops", 5, cameras=cameras)
+    assert (after.groups, after.reason, after.subject, after.action) == (groups, reason, model, "promote")
+    assert (after.primary, after.history, after.canary, after.shadows) == (
+        start.primary, start.history, start.canary, start.shadows)
+
+
+@pytest.mark.parametrize("model, cameras, message", [
+    pytest.param(B, "", "non-empty glob", id="empty-glob"),
+    pytest.param(B, "  ", "non-empty glob", id="blank-glob"),
+    pytest.param("no-version", "parking-*", "NAME:VERSION", id="bad-key"),
+    pytest.param(B, "parking-*", "already the primary of cameras parking-*", id="already-the-group-primary"),
+])
+def test_promote_a_camera_group_refuses(model, cameras, message) -> None:
+    with pytest.raises(AssignmentError, match=message):
+        am.promote(Assignment(A, groups=(PARKING,)), model, "ops", 5, cameras=cameras)
+
+
+def test_global_changes_leave_camera_groups_alone() -> None:
+    a = Assignment(A, groups=(PARKING,), canary=am.Canary(B, 0.5))
+    promoted = am.promote(a, B, "ops", 1)  # B is also parking's primary: the group keeps it
+    assert promoted.groups == (PARKING,) and promoted.canary is None and promoted.primary == B
+    assert am.rollback(promoted, "ops", 2).groups == (PARKING,)
+
+
+@pytest.mark.parametrize("start, failed, groups, subject, reason", [
+    pytest.param((PARKING,), None, (), A, "cameras parking-*: yolox-nano:1-b1 -> global",
+                 id="last-primary-removes-the-group"),
+    pytest.param((am.GroupPrimary("parking-*", C, (B,)),), None, (PARKING,), B,
+                 "cameras parking-*: yolox-nano:2 -> yolox-nano:1-b1", id="pops-the-group-history"),
+    pytest.param((am.GroupPrimary("gate-*", C), PARKING), None, (am.GroupPrimary("gate-*", C),), A,
+                 "cameras parking-*: yolox-nano:1-b1 -> global", id="other-groups-stay"),
+    # automatic failover: the failed version still serves the group: roll it back
+    pytest.param((PARKING,), B, (), A, "cameras parking-*: yolox-nano:1-b1 -> global", id="failed-group-primary"),
+])
+def test_rollback_a_camera_group(start, failed, groups, subject, reason) -> None:
+    a = Assignment(A, history=(C,), groups=start, limits=am.FailoverLimits(max_latency_ms=1.0))
+    after = am.rollback(a, "ops", 7, failed=failed, cameras="parking-*")
+    assert (after.groups, after.subject, after.reason, after.action) == (groups, subject, reason, "rollback")
+    assert (after.primary, after.history, after.limits) == (A, (C,), am.FailoverLimits())
+
+
+@pytest.mark.parametrize("groups", [
+    pytest.param((), id="group-already-removed"),
+    pytest.param((am.GroupPrimary("parking-*", C, (B,)),), id="group-already-moved-on"),
+    pytest.param((am.GroupPrimary("parking-*", A),), id="another-worker-rolled-it-back"),
+])
+def test_a_failed_group_primary_is_rolled_back_once(groups) -> None:
+    a = Assignment(A, groups=groups)
+    assert am.rollback(a, "auto:w2", 9, "error rate 1.00", failed=B, cameras="parking-*") is a
+
+
+def test_rolling_back_an_unknown_group_names_the_known_ones() -> None:
+    with pytest.raises(AssignmentError, match=r"no camera group 'gate-\*' to roll back \(groups: parking-\*\)"):
+        am.rollback(Assignment(A, groups=(PARKING,)), "ops", 1, cameras="gate-*")
+    with pytest.raises(AssignmentError, match="non-empty glob"):
+        am.rollback(Assignment(A, groups=(PARKING,)), "ops", 1, cameras="")
+
+
+def test_promote_then_rollback_a_group_restores_the_global_primary_for_its_cameras() -> None:
+    a0 = Assignment(A)
+    a2 = am.promote(am.promote(a0, B, "ops", 1, cameras="cam-1*"), C, "ops", 2, cameras="cam-1*")
+    assert [a2.model_for_camera(c) for c in ("cam-0", "cam-1", "cam-12")] == [A, C, C]
+    a3 = am.rollback(a2, "ops", 3, "worse at night", cameras="cam-1*")
+    assert a3.model_for_camera("cam-1") == B and a3.reason.endswith("; worse at night")
+    a4 = am.rollback(a3, "ops", 4, cameras="cam-1*")
+    assert a4.groups == () and a4.model_for_camera("cam-1") == A and a4.revision == 4
+
+
+def test_serving_lists_every_version_routed_to_once() -> None:
+    a = Assignment(A, groups=(PARKING, am.GroupPrimary("gate-*", A)), canary=am.Canary(C, 0.1))
+    assert a.serving == (A, C, B)
+
+
+def test_groups_round_trip_through_the_avro_record() -> None:
+    a = am.promote(am.promote(Assignment(A), B, "x", 1, cameras="parking-*"), C, "x", 2, cameras="parking-*")
+    a = am.promote(a, A, "x", 3, cameras="gate-?")
+    codec = default_codec()
+    decoded = am.from_record(codec.decode_as(codec.encode(am.MODEL_ASSIGNMENT, am.to_record(a)), am.MODEL_ASSIGNMENT))
+    assert decoded == a and decoded.groups == (am.GroupPrimary("parking-*", C, (B,)), am.GroupPrimary("gate-?", A))
+
+
+def test_a_record_written_before_camera_groups_still_decodes() -> None:
+    """Workers and the CLI read model-control records written by the v1 schema (no groups)."""
+    import json
+
+    from pipeline.codec import SCHEMAS_DIR, Codec
+
+    v1 = json.loads((SCHEMAS_DIR / "history" / "model_assignment.v1.avsc").read_text())
+    old = am.promote(Assignment(A), B, "x", 1)
+    record = {k: v for k, v in am.to_record(old).items() if k != "groups"}
+    data = Codec([v1]).encode(am.MODEL_ASSIGNMENT, record)
+    assert am.from_record(default_codec().decode_as(data, am.MODEL_ASSIGNMENT)) == old
