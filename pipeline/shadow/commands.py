@@ -1,10 +1,12 @@
 """``camcount models ...`` (the model lifecycle) and ``camcount compare`` (the comparator).
 
-    camcount models list                         versions, which one serves, shadows, canary
+    camcount models list                         versions, where each serves, camera groups
     camcount models shadow yolox-nano:1-b1 --rate 0.1
     camcount models canary yolox-nano:1-b1 --share 0.2
     camcount models promote yolox-nano:1-b1      the old primary goes on the rollback stack
     camcount models rollback                     the previous primary serves again
+    camcount models promote yolox-nano:1-b1 --cameras 'parking-*'   the primary of a camera group
+    camcount models rollback --cameras 'parking-*'   its previous one, or the global primary again
     camcount models compare yolox-nano:1-b1      model_comparison read back from ClickHouse
     camcount models audit                        who changed what, when
     camcount compare                             run the comparator (faust)
@@ -36,15 +38,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     canary = sub.add_parser("canary", help="serve a share of cameras with a candidate (share 0 ends it)")
     canary.add_argument("model", metavar="NAME:VER")
     canary.add_argument("--share", type=_fraction, required=True, help="fraction of cameras, 0..1")
-    promote = sub.add_parser("promote", help="make a version the primary")
+    promote = sub.add_parser("promote", help="make a version the primary (of a camera group with --cameras)")
     promote.add_argument("model", metavar="NAME:VER")
+    promote.add_argument("--cameras", metavar="GLOB", help="the primary of the cameras whose id matches GLOB "
+                         "(e.g. 'parking-*'), before the canary and the global primary")
     promote.add_argument("--max-error-rate", type=_fraction, default=0.5,
                          help="roll back by itself when more of its recent runs fail (default 0.5)")
     promote.add_argument("--max-latency-ms", type=float, default=5000.0,
                          help="... or when its recent run time p95 exceeds this (default 5000)")
     promote.add_argument("--min-batches", type=int, default=5,
                          help="runs seen before judging (default 5)")
-    rollback = sub.add_parser("rollback", help="the previous primary serves again")
+    rollback = sub.add_parser("rollback", help="the previous primary serves again (in a camera group with --cameras)")
+    rollback.add_argument("--cameras", metavar="GLOB", help="roll back the camera group GLOB; past its first "
+                          "primary the group ends and its cameras go back to the global primary")
     for p, handler in ((shadow, _shadow), (canary, _canary), (promote, _promote), (rollback, _rollback)):
         p.add_argument("--by", help="who makes the change (default: $CAMCOUNT_USER or $USER)")
         p.add_argument("--reason", default="", help="why, kept in the audit log")
@@ -112,14 +118,14 @@ def _promote(args: argparse.Namespace, settings: Settings) -> int:
 
     model = _known(settings, args.model)
     limits = am.FailoverLimits(args.max_error_rate, args.max_latency_ms, args.min_batches)
-    return _apply(settings, lambda a: am.promote(a, model, _who(args), now_ms(), args.reason, limits))
+    return _apply(settings, lambda a: am.promote(a, model, _who(args), now_ms(), args.reason, limits, args.cameras))
 
 
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.shadow import assignment as am
     from pipeline.shadow.control import now_ms
 
-    return _apply(settings, lambda a: am.rollback(a, _who(args), now_ms(), args.reason))
+    return _apply(settings, lambda a: am.rollback(a, _who(args), now_ms(), args.reason, cameras=args.cameras))
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
@@ -128,17 +134,28 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
     registry = registry_from_settings(settings)
     a = read_assignment(settings)
-    shadows = {s.model: s.rate for s in a.shadows}
-    print(f"{'VERSION':<24} {'ROLE':<18} FILE")
+    print(f"{'VERSION':<24} {'ROLE':<28} FILE")
     for key in registry.keys():
         spec = registry.get(*key.split(":", 1))
-        role = ("primary" if key == a.primary else
-                f"canary {a.canary.share:g}" if a.canary and a.canary.model == key else
-                f"shadow {shadows[key]:g}" if key in shadows else
-                "previous" if key in a.history else "-")
-        print(f"{key:<24} {role:<18} {spec.file}")
+        print(f"{key:<24} {', '.join(_roles(a, key)) or '-':<28} {spec.file}")
+    if a.groups:
+        print("camera groups (the first matching glob wins, before the canary and the global primary):")
+        for g in a.groups:
+            print(f"  {g.cameras:<22} {g.primary:<28}" + (f" previous {', '.join(g.history)}" if g.history else ""))
     print(f"revision {a.revision}: {a.action} by {a.changed_by}" + (f" ({a.reason})" if a.reason else ""))
     return 0
+
+
+def _roles(a, key: str) -> list[str]:
+    """Where ``key`` serves (``primary``, ``canary 0.1``, ``cameras parking-*``), where it runs
+    in shadow, and whether it is a rollback target."""
+    shadows = {s.model: s.rate for s in a.shadows}
+    roles = (["primary"] if key == a.primary else []) + \
+            ([f"canary {a.canary.share:g}"] if a.canary and a.canary.model == key else []) + \
+            [f"cameras {g.cameras}" for g in a.groups if g.primary == key] + \
+            ([f"shadow {shadows[key]:g}"] if key in shadows else [])
+    rollback_targets = set(a.history) | {v for g in a.groups for v in g.history}
+    return roles or (["previous"] if key in rollback_targets else [])
 
 
 def _audit(args: argparse.Namespace, settings: Settings) -> int:
