@@ -8,12 +8,13 @@ Delivery is at-least-once. An input offset is stored only once the broker acknow
 the detections (or the dead-letter copy) of that frame and of every earlier frame of its
 partition (``offsets.OffsetTracker``); a crash or a revoked partition replays, never loses.
 
-Each camera's frames run on the detector ``_detector_for`` names: ``detector``, or with
-``live`` (``pipeline.shadow.live.LiveModels``, which follows model-control) the canary
-version for the cameras in the canary share. ``live`` replaces ``detector`` between batches
-once a newly promoted version is loaded, and ``_accept`` hands it every valid frame for
-mirroring a deterministic sample to ``frames.shadow``. ``pipeline.inference.build`` makes
-a worker from the settings.
+Each camera's frames run on the detector ``_detector_for`` names: ``detector`` (the global
+primary), or with ``live`` (``pipeline.shadow.live.LiveModels``, which follows
+model-control) the version the assignment routes the camera to once it is loaded: its
+camera group's primary, or the canary for the cameras in the canary share. ``live``
+replaces ``detector`` between batches once a newly promoted version is loaded, and
+``_accept`` hands it every valid frame for mirroring a deterministic sample to
+``frames.shadow``. ``pipeline.inference.build`` makes a worker from the settings.
 """
 
 from __future__ import annotations
@@ -132,9 +133,10 @@ class InferenceWorker:
         return self.joined and not self._stop.is_set() and self._failure is None
 
     def _detector_for(self, camera_id: str) -> Detector:
-        """The version serving ``camera_id``: its canary (``live``), else ``detector``."""
-        canary = self._live.canary_for(camera_id) if self._live is not None else None
-        return self.detector if canary is None else canary
+        """The version serving ``camera_id``: its group primary or the canary once loaded
+        (``live``, after ``assignment.model_for_camera``), else ``detector``."""
+        routed = self._live.detector_for(camera_id) if self._live is not None else None
+        return self.detector if routed is None else routed
 
     def queue_depth(self) -> int:
         return len(self._batcher) + len(self._overflow)

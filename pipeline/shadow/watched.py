@@ -1,9 +1,10 @@
 """A serving detector judged by its recent runs, with the previous version as a fallback.
 
 ``WatchedDetector`` times every model run and reports a ``HealthMonitor`` verdict (error
-rate, run-time p95 over ``FailoverLimits``) to ``on_unhealthy``, which rolls the version
-back. Until the rollback lands, a run that raises is re-run on ``fallback`` (the version
-served before the promotion) when both take the same input tensor, so the batch still
+rate, run-time p95 over ``FailoverLimits``) to ``on_unhealthy``, which takes the version
+out of service. Until then, a run that raises is re-run on ``fallback`` (for a promoted
+global primary the version served before the promotion; for a canary or a camera group's
+primary the global primary) when both take the same input tensor, so the batch still
 gets boxes; those records name the fallback version, since it produced them. Without a
 compatible fallback the error propagates (the worker stops and its frames are replayed).
 

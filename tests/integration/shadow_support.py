@@ -1,5 +1,6 @@
-"""Helpers of the model lifecycle tests (test_shadow, test_canary): frames of two cameras,
-a registry with a broken version, a worker whose runs of one version fail. (No tests here.)"""
+"""Helpers of the model lifecycle tests (test_shadow, test_canary, test_camera_groups): frames
+of two cameras, a registry with a broken version, a worker whose runs of one version fail.
+(No tests here.)"""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from confluent_kafka import Producer
 
 from pipeline.config import Settings
 from pipeline.kafka.clients import producer_config
+from tests.conftest import with_overrides
 from tests.integration.test_inference_support import WorkerThread, clip_jpegs, frame_value, group, produce
 
 B1 = "yolox-nano:1-b1"
@@ -64,6 +66,18 @@ class Feeder(threading.Thread):
     def stop(self) -> None:
         self._stopped.set()
         self.join()
+
+
+def versions(got: dict, keys: list) -> set[str]:
+    """The model versions named by the detections of ``keys`` (``read_detections``'s result)."""
+    return {r["model_version"] for key in keys for r in got[key]}
+
+
+def with_broken_version(settings: Settings, tmp_path: Path) -> Settings:
+    """``settings`` whose registry also has ``BAD`` (``broken_registry``), models from the repo's dir."""
+    from pipeline.inference.registry import default_models_dir
+
+    return with_overrides(settings, models={"registry": broken_registry(tmp_path), "dir": default_models_dir()})
 
 
 def broken_registry(tmp_path: Path) -> Path:

@@ -19,7 +19,7 @@ from pipeline.shadow import control
 from pipeline.sinks.clickhouse import make_client
 from tests.conftest import with_overrides
 from tests.integration.shadow_support import (
-    B1, BAD, Feeder, broken_registry, produce_frames, wait_for, worker_failing_on,
+    B1, BAD, Feeder, produce_frames, versions, wait_for, with_broken_version, worker_failing_on,
 )
 from tests.integration.test_inference_support import WorkerThread, group, read_detections, read_topic
 from tests.kafka_helpers import write_config
@@ -36,10 +36,6 @@ def fast(settings: Settings) -> Settings:
     return settings
 
 
-def versions(got: dict, keys: list) -> set[str]:
-    return {r["model_version"] for key in keys for r in got[key]}
-
-
 def test_canary_cameras_are_served_by_the_canary_until_it_ends(fast: Settings, pets09: Path,
                                                                tmp_path: Path) -> None:
     cfg = str(write_config(fast, tmp_path / "camcount.yaml"))
@@ -49,11 +45,11 @@ def test_canary_cameras_are_served_by_the_canary_until_it_ends(fast: Settings, p
         first = produce_frames(fast, pets09, range(0, 6))
         read_detections(fast, first)
         assert cli(["-c", cfg, "models", "canary", B1, "--share", str(SHARE), "--by", "ops"]) == 0
-        wait_for(lambda: live.counts["canaries"] == 1, what="the canary to load")
+        wait_for(lambda: live.counts["routes"] == 1, what="the canary to load")
         second = produce_frames(fast, pets09, range(6, 16))
         read_detections(fast, first + second)
         assert cli(["-c", cfg, "models", "canary", B1, "--share", "0", "--by", "ops", "--reason", "done"]) == 0
-        wait_for(lambda: live.canary_for("cam-0") is None, what="the canary to end")
+        wait_for(lambda: live.detector_for("cam-0") is None, what="the canary to end")
         third = produce_frames(fast, pets09, range(16, 22))
         got = read_detections(fast, first + second + third)
     finally:
@@ -71,9 +67,7 @@ def test_canary_cameras_are_served_by_the_canary_until_it_ends(fast: Settings, p
 
 
 def test_a_canary_that_fails_its_checksum_ends_by_itself(fast: Settings, pets09: Path, tmp_path: Path) -> None:
-    from pipeline.inference.registry import default_models_dir
-
-    settings = with_overrides(fast, models={"registry": broken_registry(tmp_path), "dir": default_models_dir()})
+    settings = with_broken_version(fast, tmp_path)
     worker = WorkerThread(settings, follow=True, group_id=group(settings, "broken-canary"), idle_exit_s=20).start()
     feeder = Feeder(settings, pets09, seqs=30)  # frames keep coming while the canary is set and ends
     feeder.start()
@@ -105,7 +99,7 @@ def test_a_canary_whose_runs_fail_is_covered_by_the_primary_then_ended(fast: Set
     live = worker.worker._live
     try:
         control.change(fast, lambda a: am.set_canary(a, B1, SHARE, "ops", control.now_ms()))
-        wait_for(lambda: live.counts["canaries"] == 1, what="the canary to load")
+        wait_for(lambda: live.counts["routes"] == 1, what="the canary to load")
         # cam-0's 20 frames make at least 5 canary batches: the default limits judge after 5.
         keys = produce_frames(fast, pets09, range(0, 20))
         wait_for(lambda: control.read_assignment(fast).canary is None, 30, "the canary to end")
