@@ -18,8 +18,8 @@ Every record advances the stream time, so the per-frame ``Heartbeat`` (and occup
 samples) keep windows closing while nobody crosses a line.
 
 The state lives in a mapping (a faust table, or a dict in tests) read through
-``store``; changes are staged and handed out by ``take_writes()`` so the caller can
-publish the results first and persist the state after the broker acknowledged them.
+``store``; changes are staged and handed out by ``take_writes()``, one per key however
+often a record touched it, so the caller writes each changed key once.
 """
 
 from __future__ import annotations

@@ -3,24 +3,19 @@
 The only module of the package that imports faust. It decodes each record with our
 codec (undecodable ones go to ``count-events.dlq`` with reason headers), hands it to
 the pure ``WindowAggregator`` whose state lives in a plain faust ``Table`` (memory store,
-changelog topic; not a windowed table: those expire by wall clock), publishes the
-``WindowCount`` / ``WindowOccupancy`` results keyed by camera, waits until the broker
-acknowledged them, and only then writes the new state to the table.
-
-Why that order: the changelog is restored whole on restart, and input is replayed from
-the last committed offset (faust flushes the producer before it commits). A state change
-whose results were lost could never be re-emitted; results whose state change was lost
-are re-emitted, identically, when the input is replayed.
+changelog topic; not a windowed table: those expire by wall clock) and publishes the
+``WindowCount`` / ``WindowOccupancy`` results keyed by camera. ``durable_agent`` puts
+the state on the changelog only after the broker acknowledged the results, and commits
+the record after that (see ``pipeline.kafka.commit_order`` for why that order).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 import time
 from collections import Counter
-from typing import Any, Mapping
+from typing import Any, Awaitable, Mapping
 
 import faust
 from confluent_kafka.admin import AdminClient
@@ -32,7 +27,7 @@ from pipeline.codec import Codec, default_codec
 from pipeline.config import Settings
 from pipeline.exceptions import ConfigError, DecodeError, ServiceUnavailableError
 from pipeline.kafka.clients import common_config
-from pipeline.kafka.faust_app import event_headers, exit_on_error, make_app
+from pipeline.kafka.faust_app import durable_agent, event_headers, make_app
 from pipeline.kafka.headers import dlq_headers
 from pipeline.kafka.topics import COUNT_EVENTS, COUNTS, dlq, name
 
@@ -98,11 +93,11 @@ class Aggregator:
         self.table = self.app.Table(TABLE_NAME, default=None, partitions=partitions,
                                     schema=faust.Schema(key_serializer="json", value_serializer="json"),
                                     help="Open event-time windows per key, and stream time per partition.")
-        self.app.agent(self.source, name="aggregate")(exit_on_error("aggregator", self.handle))
+        self.app.agent(self.source, name="aggregate")(durable_agent("aggregator", self.handle))
         self.app.timer(STATS_INTERVAL_S)(self._log_stats)
 
-    async def handle(self, event: Any) -> None:
-        """One record of ``count-events``: decode, aggregate, publish, then persist."""
+    async def handle(self, event: Any) -> list[Awaitable[Any]]:
+        """One record of ``count-events``: decode, aggregate, publish; returns what was published."""
         msg = event.message
         try:
             record, value = self.codec.decode(event.value, expect=INPUT_RECORDS)
@@ -115,8 +110,7 @@ class Aggregator:
             original = msg.headers.items() if isinstance(msg.headers, Mapping) else msg.headers or ()
             headers = dlq_headers(list(original), msg.topic, msg.partition, msg.offset, exc.reason, str(exc))
             headers.append(("dlq.consumer", self.app.conf.id.encode()))
-            await self.dead_letters.send(key=event.key, value=event.value, headers=headers)
-            return
+            return [await self.dead_letters.send(key=event.key, value=event.value, headers=headers)]
         aggregator = WindowAggregator(self.spec, self.table)
         result = aggregator.apply(msg.partition, record, value)
         self.stats[result.outcome] += 1
@@ -127,20 +121,19 @@ class Aggregator:
                                            attributes={"camera_id": value["camera_id"], "outcome": result.outcome,
                                                        "emissions": len(result.emissions)}):
             headers = telemetry.inject()
-            pending = [
+            published = [
                 await self.counts.send(key=e.key.encode(), value=self.codec.encode(e.record, e.value),
                                        headers=headers)
                 for e in result.emissions
             ]
-        if pending:
-            await asyncio.gather(*pending)  # acknowledged by the broker before the state moves on
-            self.stats["emitted"] += len(pending)
-            self.stats["emitted_final"] += sum(1 for e in result.emissions if e.value["final"])
+        self.stats["emitted"] += len(published)
+        self.stats["emitted_final"] += sum(1 for e in result.emissions if e.value["final"])
         for key, state in aggregator.take_writes().items():
             if state is None:
                 self.table.pop(key, None)
             else:
                 self.table[key] = state
+        return published
 
     def _warn_too_late(self, late_by_ms: int | None, value: dict) -> None:
         """Say so for each dropped event, but at most once per 10 s (a replay can drop thousands)."""

@@ -52,7 +52,7 @@ from pipeline.codec import (
 )
 from pipeline.config import Settings
 from pipeline.exceptions import DecodeError
-from pipeline.kafka.faust_app import exit_on_error, make_app, raw_topic
+from pipeline.kafka.faust_app import durable_agent, make_app, raw_topic
 from pipeline.kafka.headers import dlq_headers
 from pipeline.kafka.topics import ALERTS, COUNT_EVENTS, COUNTS, dlq, name
 
@@ -99,7 +99,7 @@ class Alerter:
         self.table = self.app.Table(TABLE_NAME, default=None,
                                     schema=faust.Schema(key_serializer="json", value_serializer="json"),
                                     help="Alert condition states and when each camera was last heard from.")
-        self.app.agent(self.source, name="alert")(exit_on_error("alerter", self.handle))
+        self.app.agent(self.source, name="alert")(durable_agent("alerter", self.handle))
         self.app.timer(cfg.silence_check_interval_ms / 1000)(self._silence_tick)
         if any(isinstance(r, InferenceRule) for r in self.rules):
             self.app.timer(cfg.inference_poll_interval_ms / 1000)(self._inference_tick)

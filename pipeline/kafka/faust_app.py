@@ -6,14 +6,45 @@ faust's settings so every app connects and names its internal topics the same wa
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import tempfile
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 import faust
 
 from pipeline.config import KafkaConfig, Settings
+from pipeline.kafka.commit_order import CommitOrder
+
+#: How long a stopping agent waits for the effects of records it handled to be acknowledged.
+DRAIN_TIMEOUT_S = 10.0
+
+#: The changelog writes of the record the current agent task is handling (None elsewhere).
+_deferred_writes: ContextVar[list[asyncio.Future] | None] = ContextVar("camcount_deferred_writes", default=None)
+
+
+class DurableTable(faust.Table):
+    """A faust table whose changelog writes from an agent wait for ``CommitOrder``.
+
+    Inside a ``durable_agent`` a write is serialised at once (the value as it is now) and
+    handed to the producer only after the record's results are acknowledged; elsewhere
+    (a timer) it goes out at once, as in faust.
+    """
+
+    def send_changelog(self, partition: int | None, key: Any, value: Any, key_serializer: Any = None,
+                       value_serializer: Any = None) -> Any:
+        deferred = _deferred_writes.get()
+        if deferred is None:
+            return super().send_changelog(partition, key, value, key_serializer, value_serializer)
+        fut = self.changelog_topic.as_future_message(
+            key=key, value=value, partition=partition,
+            key_serializer=self.key_serializer if key_serializer is None else key_serializer,
+            value_serializer=self.value_serializer if value_serializer is None else value_serializer,
+            callback=self._on_changelog_sent, eager_partitioning=True)
+        deferred.append(fut)
+        return fut
 
 
 def _credentials(cfg: KafkaConfig) -> faust.types.auth.CredentialsT | None:
@@ -44,6 +75,7 @@ def make_app(settings: Settings, name: str, **overrides: Any) -> faust.App:
         broker_credentials=_credentials(settings.kafka),
         broker_client_id=settings.kafka.client_id,
         store="memory://",  # state is rebuilt from the changelog topic on start
+        Table=DurableTable,
         topic_partitions=settings.topics.partitions,
         topic_replication_factor=settings.topics.replication_factor,
         topic_allow_declare=True,
@@ -87,25 +119,43 @@ def serve(settings: Settings, part: str, app: faust.App, health_port: int | None
     return 0
 
 
-def exit_on_error(part: str, handle: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
-    """A faust agent calling ``handle`` per event; an unexpected error ends the process.
+Handler = Callable[[Any], Awaitable[Sequence[Awaitable[Any]] | None]]
 
-    The state is then unknown, so the worker exits and is restarted from the changelog
-    (its input offsets were not committed past the failed event) instead of going on.
+
+def durable_agent(part: str, handle: Handler) -> Callable[[Any], Awaitable[None]]:
+    """A faust agent calling ``handle`` per event and committing it only once its effects are stored.
+
+    ``handle`` returns the futures of the records it published (or None when it waited for
+    them itself); its ``DurableTable`` writes follow them (see ``commit_order``). An
+    unexpected error ends the process: the state is then unknown, and the worker restarts
+    from the changelog (input offsets were not committed past the failed event).
     """
     import logging
     import os
 
+    def fatal(event: Any, exc: BaseException | None = None) -> None:
+        logging.getLogger(__name__).critical(
+            "%s failed on %s[%d]@%d; exiting so it restarts from the changelog", part,
+            event.message.topic, event.message.partition, event.message.offset,
+            exc_info=exc if exc is not None else True)
+        logging.shutdown()
+        os._exit(1)
+
     async def agent(stream: Any) -> None:
-        async for event in stream.events():
-            try:
-                await handle(event)
-            except Exception:  # noqa: BLE001 - unknown state: stop, restart from the changelog
-                logging.getLogger(__name__).critical(
-                    "%s failed on %s[%d]@%d; exiting so it restarts from the changelog", part,
-                    event.message.topic, event.message.partition, event.message.offset, exc_info=True)
-                logging.shutdown()
-                os._exit(1)
+        order = CommitOrder(stream.app.producer.send_soon, stream.ack, fatal)
+        try:
+            async for event in stream.noack().events():
+                writes: list[asyncio.Future] = []
+                token = _deferred_writes.set(writes)
+                try:
+                    results = await handle(event)
+                except Exception:  # noqa: BLE001 - unknown state: stop, restart from the changelog
+                    fatal(event)
+                finally:
+                    _deferred_writes.reset(token)
+                await order.submit(event, results or (), writes)
+        finally:  # stopping: let what is in flight be acknowledged, so the last commit includes it
+            await order.drain(DRAIN_TIMEOUT_S)
 
     return agent
 
