@@ -7,14 +7,19 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import yaml
 from confluent_kafka import Producer
 
 from pipeline.config import Settings
 from pipeline.kafka.clients import producer_config
+from pipeline.shadow import assignment as am
+from pipeline.shadow import control
 from tests.conftest import with_overrides
-from tests.integration.test_inference_support import WorkerThread, clip_jpegs, frame_value, group, produce
+from tests.integration.test_inference_support import (
+    WorkerThread, clip_jpegs, frame_value, group, produce, read_detections,
+)
 
 B1 = "yolox-nano:1-b1"
 #: In the repo registry plus ``broken_registry``: the batch-1 file with a wrong sha256.
@@ -66,6 +71,26 @@ class Feeder(threading.Thread):
     def stop(self) -> None:
         self._stopped.set()
         self.join()
+
+
+def change_while_feeding(settings: Settings, video: Path, worker: WorkerThread,
+                         change: Callable[[am.Assignment], am.Assignment], done: Callable[[], bool],
+                         what: str, seqs: int = 60) -> tuple[dict, list]:
+    """Frames keep coming (``Feeder``) while ``change`` is made on model-control, until
+    ``done``: the detections of every frame fed, and their keys. Stops ``worker``."""
+    feeder = Feeder(settings, video, seqs=seqs)
+    feeder.start()
+    try:
+        time.sleep(1.0)
+        control.change(settings, change)
+        wait_for(done, 30, what)
+        feeder.join()
+        return read_detections(settings, feeder.keys), feeder.keys
+    finally:
+        if feeder.is_alive():
+            feeder.stop()
+        worker.worker.stop()
+        worker.join()
 
 
 def versions(got: dict, keys: list) -> set[str]:

@@ -6,7 +6,6 @@ its group by the worker, while every frame keeps its detections."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from pipeline.shadow import control
 from pipeline.sinks.clickhouse import make_client
 from tests.conftest import with_overrides
 from tests.integration.shadow_support import (
-    B1, BAD, Feeder, produce_frames, versions, wait_for, with_broken_version,
+    B1, BAD, change_while_feeding, produce_frames, versions, wait_for, with_broken_version,
 )
 from tests.integration.test_inference_support import WorkerThread, group, read_detections, read_topic
 from tests.kafka_helpers import write_config
@@ -81,26 +80,16 @@ def test_a_group_primary_that_fails_its_checksum_is_rolled_back_within_its_group
     control.change(settings, lambda a: am.promote(a, B1, "ops", control.now_ms(), cameras="cam-0"))
     worker = WorkerThread(settings, follow=True, group_id=group(settings, "broken-group"), idle_exit_s=20).start()
     live = worker.worker._live
-    feeder = Feeder(settings, pets09, seqs=30)  # frames keep coming while the group primary is set and rolled back
-    try:
-        wait_for(lambda: live.detector_for("cam-0") is not None, what="cam-0's group primary to load")
-        feeder.start()
-        time.sleep(0.5)
-        control.change(settings, lambda a: am.promote(a, BAD, "mallory", control.now_ms(), cameras=CAM1))
-        wait_for(lambda: control.read_assignment(settings).group(CAM1) is None, 30, "the automatic group rollback")
-        feeder.join()
-        got = read_detections(settings, feeder.keys)
-    finally:
-        if feeder.is_alive():
-            feeder.stop()
-        worker.worker.stop()
-        worker.join()
+    wait_for(lambda: live.detector_for("cam-0") is not None, what="cam-0's group primary to load")
+    got, keys = change_while_feeding(  # frames keep coming while the group primary is set and rolled back
+        settings, pets09, worker, lambda a: am.promote(a, BAD, "mallory", control.now_ms(), cameras=CAM1),
+        lambda: control.read_assignment(settings).group(CAM1) is None, "the automatic group rollback", seqs=30)
     a = control.read_assignment(settings)
     assert (a.action, a.primary, a.groups) == ("rollback", PRIMARY, (am.GroupPrimary("cam-0", B1),))
     assert a.changed_by == f"auto:{worker.worker.worker_id}" and live.counts["group_rollbacks"] == 1
-    assert set(got) == set(feeder.keys)  # detections never stopped
-    assert versions(got, [k for k in feeder.keys if k[0] == "cam-1"]) == {"1"}  # the global primary covered cam-1
-    assert versions(got, [k for k in feeder.keys if k[0] == "cam-0"]) == {"1-b1"}  # the other group stayed
+    assert set(got) == set(keys)  # detections never stopped
+    assert versions(got, [k for k in keys if k[0] == "cam-1"]) == {"1"}  # the global primary covered cam-1
+    assert versions(got, [k for k in keys if k[0] == "cam-0"]) == {"1-b1"}  # the other group stayed
     audit = make_client(settings.clickhouse).execute(
         "SELECT action, changed_by, model, reason FROM model_audit ORDER BY revision")
     assert [(x, y.split(":")[0], z) for x, y, z, _ in audit] == [

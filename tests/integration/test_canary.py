@@ -5,7 +5,6 @@ while every frame keeps its detections."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from pipeline.shadow import control
 from pipeline.sinks.clickhouse import make_client
 from tests.conftest import with_overrides
 from tests.integration.shadow_support import (
-    B1, BAD, Feeder, produce_frames, versions, wait_for, with_broken_version, worker_failing_on,
+    B1, BAD, change_while_feeding, produce_frames, versions, wait_for, with_broken_version, worker_failing_on,
 )
 from tests.integration.test_inference_support import WorkerThread, group, read_detections, read_topic
 from tests.kafka_helpers import write_config
@@ -69,22 +68,13 @@ def test_canary_cameras_are_served_by_the_canary_until_it_ends(fast: Settings, p
 def test_a_canary_that_fails_its_checksum_ends_by_itself(fast: Settings, pets09: Path, tmp_path: Path) -> None:
     settings = with_broken_version(fast, tmp_path)
     worker = WorkerThread(settings, follow=True, group_id=group(settings, "broken-canary"), idle_exit_s=20).start()
-    feeder = Feeder(settings, pets09, seqs=30)  # frames keep coming while the canary is set and ends
-    feeder.start()
-    try:
-        time.sleep(1.0)
-        control.change(settings, lambda a: am.set_canary(a, BAD, SHARE, "mallory", control.now_ms()))
-        wait_for(lambda: control.read_assignment(settings).canary is None, 30, "the canary to end")
-        feeder.join()
-        got = read_detections(settings, feeder.keys)
-    finally:
-        feeder.stop()
-        worker.worker.stop()
-        worker.join()
+    got, keys = change_while_feeding(  # frames keep coming while the canary is set and ends
+        settings, pets09, worker, lambda a: am.set_canary(a, BAD, SHARE, "mallory", control.now_ms()),
+        lambda: control.read_assignment(settings).canary is None, "the canary to end", seqs=30)
     a = control.read_assignment(settings)
     assert (a.action, a.subject, a.primary) == ("canary", BAD, "yolox-nano:1") and a.changed_by.startswith("auto:")
-    assert set(got) == set(feeder.keys)  # detections never stopped, all by the primary
-    assert versions(got, feeder.keys) == {"1"}
+    assert set(got) == set(keys)  # detections never stopped, all by the primary
+    assert versions(got, keys) == {"1"}
     audit = make_client(settings.clickhouse).execute(
         "SELECT action, changed_by, model, reason FROM model_audit ORDER BY revision")
     assert [(x, y.split(":")[0], z) for x, y, z, _ in audit] == [("canary", "mallory", BAD), ("canary", "auto", BAD)]

@@ -4,7 +4,6 @@ rollback of a broken version, and primary vs shadow comparison rows."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -19,7 +18,7 @@ from pipeline.shadow import control
 from pipeline.sinks.clickhouse import make_client
 from tests.conftest import with_overrides
 from tests.integration.shadow_support import (
-    B1, BAD, Feeder, broken_registry, produce_frames, wait_for, worker_failing_on,
+    B1, BAD, change_while_feeding, broken_registry, produce_frames, wait_for, worker_failing_on,
 )
 from tests.integration.test_inference_support import (
     WorkerThread, clip_jpegs, frame_value, group, produce, read_detections, read_topic,
@@ -92,21 +91,12 @@ def test_a_broken_promoted_version_is_rolled_back_by_itself(settings: Settings, 
     settings = with_overrides(settings, models={"registry": broken_registry(tmp_path), "dir": default_models_dir()},
                               inference={"max_batch": 4, "max_pending_frames": 8})
     worker = WorkerThread(settings, follow=True, group_id=group(settings, "broken"), idle_exit_s=20).start()
-    feeder = Feeder(settings, pets09)  # frames keep coming while the broken version is promoted and rolled back
-    feeder.start()
-    try:
-        time.sleep(1.0)
-        control.change(settings, lambda a: am.promote(a, BAD, "mallory", control.now_ms()))
-        wait_for(lambda: control.read_assignment(settings).primary == "yolox-nano:1", 30, "the automatic rollback")
-        feeder.join()
-        got = read_detections(settings, feeder.keys)
-    finally:
-        feeder.stop()
-        worker.worker.stop()
-        worker.join()
+    got, keys = change_while_feeding(  # frames keep coming while the broken version is promoted and rolled back
+        settings, pets09, worker, lambda a: am.promote(a, BAD, "mallory", control.now_ms()),
+        lambda: control.read_assignment(settings).primary == "yolox-nano:1", "the automatic rollback")
     a = control.read_assignment(settings)
     assert a.action == "rollback" and a.changed_by.startswith("auto:") and "sha256 mismatch" in a.reason
-    assert set(got) == set(feeder.keys)  # detections never stopped
+    assert set(got) == set(keys)  # detections never stopped
     assert {r["model_version"] for records in got.values() for r in records} == {"1"}
     audit = make_client(settings.clickhouse).execute(
         "SELECT action, changed_by, primary_model FROM model_audit ORDER BY revision")
