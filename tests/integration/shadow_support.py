@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import yaml
 from confluent_kafka import Producer
@@ -89,6 +89,30 @@ def change_while_feeding(settings: Settings, video: Path, worker: WorkerThread,
     finally:
         if feeder.is_alive():
             feeder.stop()
+        worker.worker.stop()
+        worker.join()
+
+
+def change_and_undo(settings: Settings, video: Path, group_id: str, change: Callable[[], int | None],
+                    changed: Callable[[Any], bool], undo: Callable[[], int | None], undone: Callable[[Any], bool],
+                    ) -> tuple[list, list, list, dict]:
+    """Frames served before a model change, under it and after it is undone, by one following
+    worker: the three lists of frame keys and the detections of all of them. ``change`` and
+    ``undo`` may be CLI calls: a non-zero exit status fails."""
+    worker = WorkerThread(settings, follow=True, group_id=group_id, idle_exit_s=20).start()
+    live = worker.worker._live
+    try:
+        first = produce_frames(settings, video, range(0, 6))
+        read_detections(settings, first)
+        assert change() in (None, 0), "the change failed"
+        wait_for(lambda: changed(live), what="the change to take effect")
+        second = produce_frames(settings, video, range(6, 16))
+        read_detections(settings, first + second)
+        assert undo() in (None, 0), "the undo failed"
+        wait_for(lambda: undone(live), what="the change to be undone")
+        third = produce_frames(settings, video, range(16, 22))
+        return first, second, third, read_detections(settings, first + second + third)
+    finally:
         worker.worker.stop()
         worker.join()
 

@@ -19,9 +19,9 @@ from pipeline.shadow import control
 from pipeline.sinks.clickhouse import make_client
 from tests.conftest import with_overrides
 from tests.integration.shadow_support import (
-    B1, BAD, change_while_feeding, produce_frames, versions, wait_for, with_broken_version,
+    B1, BAD, change_and_undo, change_while_feeding, versions, wait_for, with_broken_version,
 )
-from tests.integration.test_inference_support import WorkerThread, group, read_detections, read_topic
+from tests.integration.test_inference_support import WorkerThread, group, read_topic
 from tests.kafka_helpers import write_config
 
 pytestmark = pytest.mark.integration
@@ -38,32 +38,27 @@ def fast(settings: Settings) -> Settings:
 def test_a_camera_group_is_served_by_its_primary_until_rolled_back(fast: Settings, pets09: Path, tmp_path: Path,
                                                                   capsys) -> None:
     cfg = str(write_config(fast, tmp_path / "camcount.yaml"))
-    worker = WorkerThread(fast, follow=True, group_id=group(fast, "groups"), idle_exit_s=20).start()
-    live = worker.worker._live
-    try:
-        first = produce_frames(fast, pets09, range(0, 6))
-        read_detections(fast, first)
-        assert cli(["-c", cfg, "models", "promote", B1, "--cameras", CAM1, "--by", "ops", "--reason", "night"]) == 0
-        wait_for(lambda: live.detector_for("cam-1") is not None, what="the group primary to load")
-        second = produce_frames(fast, pets09, range(6, 16))
-        read_detections(fast, first + second)
+    listing = []
+
+    def list_and_roll_back() -> None:
         capsys.readouterr()
         assert cli(["-c", cfg, "models", "list"]) == 0
-        listing = capsys.readouterr().out
+        listing.append(capsys.readouterr().out)
         assert cli(["-c", cfg, "models", "rollback", "--cameras", CAM1, "--by", "ops"]) == 0
-        wait_for(lambda: live.detector_for("cam-1") is None, what="cam-1 back on the global primary")
-        third = produce_frames(fast, pets09, range(16, 22))
-        got = read_detections(fast, first + second + third)
-    finally:
-        worker.worker.stop()
-        worker.join()
+
+    first, second, third, got = change_and_undo(
+        fast, pets09, group(fast, "groups"),
+        lambda: cli(["-c", cfg, "models", "promote", B1, "--cameras", CAM1, "--by", "ops", "--reason", "night"]),
+        lambda live: live.detector_for("cam-1") is not None,
+        list_and_roll_back,
+        lambda live: live.detector_for("cam-1") is None)
     keys = first + second + third
     assert all(got[key][0]["boxes"] for key in keys)  # pedestrians in every frame
     grouped = [key for key in second if key[0] == "cam-1"]
     assert versions(got, grouped) == {"1-b1"}
     assert versions(got, [key for key in keys if key not in grouped]) == {"1"}
-    assert f"{B1:<24} cameras {CAM1}" in listing and f"{PRIMARY:<24} primary" in listing
-    assert f"  {CAM1:<22} {B1}" in listing
+    assert f"{B1:<24} cameras {CAM1}" in listing[0] and f"{PRIMARY:<24} primary" in listing[0]
+    assert f"  {CAM1:<22} {B1}" in listing[0]
     a = control.read_assignment(fast)
     assert (a.groups, a.primary, a.action, a.subject) == ((), PRIMARY, "rollback", PRIMARY)
     audit = make_client(fast.clickhouse).execute(

@@ -18,7 +18,7 @@ from pipeline.shadow import control
 from pipeline.sinks.clickhouse import make_client
 from tests.conftest import with_overrides
 from tests.integration.shadow_support import (
-    B1, BAD, change_while_feeding, produce_frames, versions, wait_for, with_broken_version, worker_failing_on,
+    B1, BAD, change_and_undo, change_while_feeding, produce_frames, versions, wait_for, with_broken_version, worker_failing_on,
 )
 from tests.integration.test_inference_support import WorkerThread, group, read_detections, read_topic
 from tests.kafka_helpers import write_config
@@ -38,22 +38,12 @@ def fast(settings: Settings) -> Settings:
 def test_canary_cameras_are_served_by_the_canary_until_it_ends(fast: Settings, pets09: Path,
                                                                tmp_path: Path) -> None:
     cfg = str(write_config(fast, tmp_path / "camcount.yaml"))
-    worker = WorkerThread(fast, follow=True, group_id=group(fast, "canary"), idle_exit_s=20).start()
-    live = worker.worker._live
-    try:
-        first = produce_frames(fast, pets09, range(0, 6))
-        read_detections(fast, first)
-        assert cli(["-c", cfg, "models", "canary", B1, "--share", str(SHARE), "--by", "ops"]) == 0
-        wait_for(lambda: live.counts["routes"] == 1, what="the canary to load")
-        second = produce_frames(fast, pets09, range(6, 16))
-        read_detections(fast, first + second)
-        assert cli(["-c", cfg, "models", "canary", B1, "--share", "0", "--by", "ops", "--reason", "done"]) == 0
-        wait_for(lambda: live.detector_for("cam-0") is None, what="the canary to end")
-        third = produce_frames(fast, pets09, range(16, 22))
-        got = read_detections(fast, first + second + third)
-    finally:
-        worker.worker.stop()
-        worker.join()
+    first, second, third, got = change_and_undo(
+        fast, pets09, group(fast, "canary"),
+        lambda: cli(["-c", cfg, "models", "canary", B1, "--share", str(SHARE), "--by", "ops"]),
+        lambda live: live.counts["routes"] == 1,
+        lambda: cli(["-c", cfg, "models", "canary", B1, "--share", "0", "--by", "ops", "--reason", "done"]),
+        lambda live: live.detector_for("cam-0") is None)
     assert all(got[key][0]["boxes"] for key in first + second + third)  # pedestrians in every frame
     canary = [key for key in second if key[0] == "cam-0"]
     assert versions(got, canary) == {"1-b1"}
