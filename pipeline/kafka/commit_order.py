@@ -11,7 +11,9 @@ last committed offset, so three things must hold for nothing to be lost:
 2. state changes go out in input order (a later state never overtakes an earlier one
    of the same key);
 3. the record is acknowledged (its offset may be committed) only once its state changes
-   are acknowledged too.
+   are acknowledged too, and records are acknowledged in input order: faust commits past
+   an unacknowledged record when a later one is acknowledged first (its head-gap check
+   misses a gap of one, and any gap before the first commit).
 
 faust alone does not give 3: it commits a record once the agent returns, after a
 producer flush that gives up on a changelog write taking over 100 ms to hand over
@@ -44,16 +46,18 @@ class CommitOrder:
         self._send, self._ack, self._on_error = send, ack, on_error
         self._max_in_flight = max_in_flight
         self._issued: asyncio.Future | None = None  # the previous record's writes were handed over
+        self._acked: asyncio.Future | None = None  # the previous record was acknowledged
         self._in_flight: deque[asyncio.Task] = deque()
 
     async def submit(self, record: Any, results: Sequence[Awaitable[Any]], writes: Sequence[asyncio.Future]) -> None:
         """Called in input order, once per record; waits only while too many records are pending."""
-        if not results and not writes:
-            await self._ack(record)  # faust commits only up to the first unacknowledged offset
+        if not results and not writes and (self._acked is None or self._acked.done()):
+            await self._ack(record)  # nothing of its own, nothing before it pending
             return
-        previous, issued = self._issued, asyncio.get_running_loop().create_future()
-        self._issued = issued
-        task = asyncio.create_task(self._persist(record, results, writes, previous, issued))
+        loop = asyncio.get_running_loop()
+        previous = (self._issued, self._acked)
+        self._issued, self._acked = loop.create_future(), loop.create_future()
+        task = loop.create_task(self._persist(record, results, writes, previous, (self._issued, self._acked)))
         task.add_done_callback(lambda t: t.cancelled() or t.exception() is None
                                or self._on_error(record, t.exception()))
         self._in_flight.append(task)
@@ -63,21 +67,33 @@ class CommitOrder:
             await asyncio.wait([self._in_flight.popleft()])
 
     async def drain(self, timeout_s: float) -> bool:
-        """Wait (at most ``timeout_s``) for every submitted record to be acknowledged; True if all were."""
+        """Wait (at most ``timeout_s``) for every submitted record to be acknowledged; True if all were.
+
+        What is still pending then is given up (cancelled): those records were not
+        acknowledged, so they are read again after a restart.
+        """
         pending = [t for t in self._in_flight if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=timeout_s)
-        return all(t.done() for t in pending)
+        late = [t for t in pending if not t.done()]
+        for task in late:
+            task.cancel()
+        return not late
 
     async def _persist(self, record: Any, results: Sequence[Awaitable[Any]], writes: Sequence[asyncio.Future],
-                       previous: asyncio.Future | None, issued: asyncio.Future) -> None:
+                       previous: tuple[asyncio.Future | None, asyncio.Future | None],
+                       mine: tuple[asyncio.Future, asyncio.Future]) -> None:
+        (issued_before, acked_before), (issued, acked) = previous, mine
         if results:
             await asyncio.gather(*results)
-        if previous is not None:
-            await previous
+        if issued_before is not None:
+            await issued_before
         for write in writes:
             self._send(write)
         issued.set_result(None)
         if writes:
             await asyncio.gather(*writes)
+        if acked_before is not None:
+            await acked_before
         await self._ack(record)
+        acked.set_result(None)

@@ -78,16 +78,25 @@ def test_a_later_state_never_overtakes_an_earlier_one() -> None:
     assert sorted(log[2:]) == ["ack 1", "ack 2"]
 
 
-def test_a_record_without_effects_is_acknowledged_at_once() -> None:
+def test_records_are_acknowledged_in_input_order() -> None:
     async def scenario() -> list[str]:
         broker = Broker()
         order = broker.order()
-        pending = future()
-        await order.submit(1, [pending], [])
-        await order.submit(2, [], [])
+        await order.submit(1, [], [])  # nothing pending: acknowledged at once
+        pending, w2, w3 = future(), future("w2"), future("w3")
+        await order.submit(2, [pending], [w2])
+        await order.submit(3, [], [w3])
+        await order.submit(4, [], [])  # no effects of its own, but 2 and 3 are pending
+        pending.set_result(None)
+        await settle()
+        w3.set_result(None)  # 3's state is stored before 2's
+        await settle()
+        assert broker.log == ["ack 1", "send w2", "send w3"]  # faust would commit past 2 if 3 came first
+        w2.set_result(None)
+        assert await order.drain(1.0)
         return broker.log
 
-    assert asyncio.run(scenario()) == ["ack 2"]  # faust still commits only up to record 1
+    assert asyncio.run(scenario()) == ["ack 1", "send w2", "send w3", "ack 2", "ack 3", "ack 4"]
 
 
 def test_a_failed_write_is_reported_and_never_acknowledged() -> None:
@@ -122,10 +131,12 @@ def test_submit_waits_while_too_many_records_are_pending() -> None:
     assert asyncio.run(scenario()) == (True, True)
 
 
-def test_drain_says_whether_everything_was_acknowledged() -> None:
-    async def scenario() -> bool:
+def test_drain_gives_up_what_is_still_pending() -> None:
+    async def scenario() -> tuple[bool, bool]:
         order = Broker().order()
         await order.submit(1, [future()], [])
-        return await order.drain(0.05)
+        drained = await order.drain(0.05)
+        await settle()
+        return drained, all(t.cancelled() for t in order._in_flight)
 
-    assert asyncio.run(scenario()) is False
+    assert asyncio.run(scenario()) == (False, True)
