@@ -1,7 +1,8 @@
 """When a stream processor may acknowledge an input record: after what it caused is on the broker.
 
-A stateful processor (counter, aggregator, alerter) turns one input record into results
-(records it publishes) and state changes (table writes that go to a changelog topic).
+A stateful processor (the aggregator and the alerter use this; the counter not yet) turns
+one input record into results (records it publishes) and state changes (table writes that
+go to a changelog topic).
 After a crash the state is restored from the changelog and input is replayed from the
 last committed offset, so three things must hold for nothing to be lost:
 
