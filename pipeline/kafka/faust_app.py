@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 import faust
+from mode.utils.queues import ThrowableQueue
 
 from pipeline.config import KafkaConfig, Settings
 from pipeline.kafka.commit_order import CommitOrder
@@ -47,6 +48,34 @@ class DurableTable(faust.Table):
         return fut
 
 
+class _RevokableQueue(ThrowableQueue):
+    """An agent's input buffer that faust empties when partitions are revoked, not when flow resumes.
+
+    faust empties every input buffer when it resumes flow at the end of a table recovery
+    (``FlowControlEvent.resume``), but by then the fetcher has moved past what the buffer
+    held and the agent may already be handling records of the new assignment: those
+    records were never seen, and later ones were (a gap in the input, and commits that
+    stop at it). On revocation faust suspends flow before it empties the buffers, so a
+    buffer is still emptied then; records of an earlier assignment left in it are skipped
+    by faust's generation check.
+    """
+
+    def clear(self) -> None:
+        if not self._flow_control.is_active():
+            super().clear()
+
+
+class InputTopic(faust.Topic):
+    """faust's topic, buffering consumed records in a ``_RevokableQueue``."""
+
+    @property
+    def queue(self) -> ThrowableQueue:
+        if self._queue is None:
+            maxsize = self.app.conf.stream_buffer_maxsize if self.maxsize is None else self.maxsize
+            self._queue = _RevokableQueue(maxsize=maxsize, flow_control=self.app.flow_control, clear_on_resume=True)
+        return self._queue
+
+
 def _credentials(cfg: KafkaConfig) -> faust.types.auth.CredentialsT | None:
     if cfg.security_protocol == "PLAINTEXT":
         return None
@@ -76,6 +105,7 @@ def make_app(settings: Settings, name: str, **overrides: Any) -> faust.App:
         broker_client_id=settings.kafka.client_id,
         store="memory://",  # state is rebuilt from the changelog topic on start
         Table=DurableTable,
+        Topic=InputTopic,
         topic_partitions=settings.topics.partitions,
         topic_replication_factor=settings.topics.replication_factor,
         topic_allow_declare=True,
