@@ -1,6 +1,6 @@
 """When a stream processor may acknowledge an input record: after what it caused is on the broker.
 
-A stateful processor (the aggregator and the alerter use this; the counter not yet) turns
+A stateful processor (the counter, the aggregator and the alerter use this) turns
 one input record into results (records it publishes) and state changes (table writes that
 go to a changelog topic).
 After a crash the state is restored from the changelog and input is replayed from the
