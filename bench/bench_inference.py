@@ -17,6 +17,7 @@ noisy). Below ``--target`` it prints where the worker's time went: per-stage ms 
 how busy the model thread was, CPU ms per frame by thread (from /proc, Linux).
 
     .venv/bin/python bench/bench_inference.py --frames 480 --sweep 1,4,8 --repeats 3
+    .venv/bin/python bench/bench_inference.py --sweep 8 --max-width 416   # frames sized for the model
 """
 
 from __future__ import annotations
@@ -218,6 +219,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--cameras", type=int, default=4)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--quality", type=int, default=85, help="JPEG quality (ingest's default)")
+    parser.add_argument("--max-width", type=int, help="downscale frames as ingest's max_width does "
+                        "(e.g. the model's input width); default: the clip's size")
     parser.add_argument("--target", type=float, default=0.90)
     parser.add_argument("--bare-passes", type=int, default=2, help="passes over the clip per bare run")
     parser.add_argument("--profile", action="store_true", help="print the profile even above target")
@@ -264,7 +267,7 @@ def main() -> None:
     # The bare reference also runs onnxruntime's default session, one caller.
     default = load_worker_detector(with_overrides(base, inference={
         "model_runs": 1, "session": {"allow_spinning": True, "intra_op_num_threads": 0}}))
-    frames, jpegs = read_jpegs(args.video, args.clip_frames, args.quality)
+    frames, jpegs = read_jpegs(args.video, args.clip_frames, args.quality, args.max_width)
     print(f"model {detector.name}:{detector.version} on {detector.session.get_providers()[0]}, "
           f"model_runs={cfg.model_runs} x intra_op_num_threads={cfg.worker_session.intra_op_num_threads or 'default'}, "
           f"allow_spinning={cfg.session.allow_spinning}, decode_threads={cfg.decode_threads}; "

@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from pipeline.ingest.encode import encode_bgr
+from pipeline.ingest.encode import downscale, encode_bgr
 
 
 def read_frames(video: Path, count: int) -> list[np.ndarray]:
@@ -22,7 +22,9 @@ def read_frames(video: Path, count: int) -> list[np.ndarray]:
     return frames
 
 
-def read_jpegs(video: Path, count: int, quality: int) -> tuple[list[np.ndarray], list[bytes]]:
-    """The first ``count`` frames of ``video``, and each as a JPEG of ``quality``."""
-    frames = read_frames(video, count)
+def read_jpegs(video: Path, count: int, quality: int,
+               max_width: int | None = None) -> tuple[list[np.ndarray], list[bytes]]:
+    """The first ``count`` frames of ``video``, and each as a JPEG of ``quality``; both
+    downscaled to at most ``max_width`` wide, as ingest's ``max_width`` does."""
+    frames = [downscale(frame, max_width) for frame in read_frames(video, count)]
     return frames, [encode_bgr(frame, quality).data for frame in frames]

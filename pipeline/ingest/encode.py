@@ -41,16 +41,22 @@ def to_bgr(frame: av.VideoFrame) -> np.ndarray:
     return frame.to_ndarray(format="bgr24")
 
 
-def encode_bgr(image: np.ndarray, quality: int, max_width: int | None = None) -> EncodedImage:
-    """JPEG-encode a BGR array, downscaled first (area interpolation) when wider than ``max_width``."""
+def downscale(image: np.ndarray, max_width: int | None) -> np.ndarray:
+    """A BGR array at most ``max_width`` wide (area interpolation; see ``scaled_size``)."""
     height, width = image.shape[:2]
     out_width, out_height = scaled_size(width, height, max_width)
-    if (out_width, out_height) != (width, height):
-        image = cv2.resize(image, (out_width, out_height), interpolation=cv2.INTER_AREA)
+    if (out_width, out_height) == (width, height):
+        return image
+    return cv2.resize(image, (out_width, out_height), interpolation=cv2.INTER_AREA)
+
+
+def encode_bgr(image: np.ndarray, quality: int, max_width: int | None = None) -> EncodedImage:
+    """JPEG-encode a BGR array, downscaled first when wider than ``max_width``."""
+    image = downscale(image, max_width)
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
-        raise ValueError(f"JPEG encoding failed for a {out_width}x{out_height} image")
-    return EncodedImage(buf.tobytes(), out_width, out_height)
+        raise ValueError(f"JPEG encoding failed for a {image.shape[1]}x{image.shape[0]} image")
+    return EncodedImage(buf.tobytes(), image.shape[1], image.shape[0])
 
 
 def encode_frame(frame: av.VideoFrame, quality: int, max_width: int | None = None) -> EncodedImage:
