@@ -55,9 +55,9 @@ class _RevokableQueue(ThrowableQueue):
     (``FlowControlEvent.resume``), but by then the fetcher has moved past what the buffer
     held and the agent may already be handling records of the new assignment: those
     records were never seen, and later ones were (a gap in the input, and commits that
-    stop at it). On revocation faust suspends flow before it empties the buffers, so a
-    buffer is still emptied then; records of an earlier assignment left in it are skipped
-    by faust's generation check.
+    stop at it). On revocation (and on stop) faust suspends flow before it empties the
+    buffers, so there a buffer is still emptied: its records belong to partitions this
+    worker may no longer own.
     """
 
     def clear(self) -> None:
