@@ -78,11 +78,11 @@ class Run:
 
 
 def count_clip(settings: Settings, detector: Any, class_names: Any, clip: Clip, mode: str,
-               fps: float | None) -> Run:
+               fps: float | None, max_width: int | None = None) -> Run:
     video = offline.probe(shared_dir() / "data" / "videos" / clip.file)
     names = class_names(detector.name, detector.version)
     camera = offline.camera_for_video(settings, video, None, [clip.line], list(clip.classes), names)
-    options = replace(offline.CountOptions.for_camera(settings, camera), fps=fps, start_ms=0)
+    options = replace(offline.CountOptions.for_camera(settings, camera), fps=fps, start_ms=0, max_width=max_width)
     records: list[dict[str, Any]] = []
     events: list[Event] = []
 
@@ -178,7 +178,7 @@ def _cells(events: Sequence[Event], truth_counts: tuple[int, int], truth_events:
     return cells
 
 
-def run_all(settings: Settings, use_supervision: bool) -> list[list[str]]:
+def run_all(settings: Settings, use_supervision: bool, max_width: int | None = None) -> list[list[str]]:
     registry = registry_from_settings(settings)
     name, _, version = settings.models.primary.partition(":")
     detector = load_detector(registry, name, version, settings.inference.session, settings.inference.decode)
@@ -190,7 +190,7 @@ def run_all(settings: Settings, use_supervision: bool) -> list[list[str]]:
     for clip in CLIPS:
         truth = [(f * clip.frame_ms, d) for f, d in clip.gt_events]
         for mode, fps in MODES:
-            run = count_clip(settings, detector, class_names, clip, mode, fps)
+            run = count_clip(settings, detector, class_names, clip, mode, fps, max_width)
             row = [clip.file.split(".")[0], mode, str(run.frames), _pair(clip.gt_once)]
             row += _cells(run.events, clip.gt_once, truth) + [f"{run.seconds:.1f}"]
             if use_supervision:
@@ -206,13 +206,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, help="camcount config (tracker, model, inference settings)")
     parser.add_argument("--no-supervision", action="store_true", help="skip the supervision comparison")
+    parser.add_argument("--max-width", type=int, help="downscale frames as a camera's max_width does")
     args = parser.parse_args()
     settings = load_config(args.config)
     sv_version = None if args.no_supervision else _supervision_version()
     print(f"model {settings.models.primary}; line and ground truth from PROVENANCE.md; counts in/out; "
           f"err = |in - gt_in| + |out - gt_out|; match/miss/extra: crossings matched to ground-truth ones "
-          f"within {MATCH_WINDOW_MS} ms; supervision {sv_version or 'not used'}", flush=True)
-    rows = run_all(settings, sv_version is not None)
+          f"within {MATCH_WINDOW_MS} ms; supervision {sv_version or 'not used'}; frames at most "
+          f"{args.max_width or 'full'} wide", flush=True)
+    rows = run_all(settings, sv_version is not None, args.max_width)
     print()
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
