@@ -74,8 +74,11 @@ def rows_for_ids(
     """
     track_ids = np.asarray(track_ids, np.int64)
     known = cols["track_id"]
-    new_ids = np.setdiff1d(track_ids, known)
-    if len(new_ids):
+    at = np.searchsorted(known, track_ids)
+    seen = at < len(known)
+    seen[seen] = known[at[seen]] == track_ids[seen]
+    if not seen.all():
+        new_ids = np.unique(track_ids[~seen])
         added = {
             name: np.full((len(new_ids), *values.shape[1:]), defaults[name], values.dtype)
             for name, values in cols.items()

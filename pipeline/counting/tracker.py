@@ -78,6 +78,7 @@ class ByteTracker:
 
     def __init__(self, params: TrackerParams | None = None) -> None:
         self.params = params or TrackerParams()
+        self._group_of = {c: min(group) for group in self.params.class_groups for c in group}
         self._rows = table.empty(_SCHEMA)
         self._next_id = 1
         self._last_ts_ms: int | None = None
@@ -206,10 +207,8 @@ class ByteTracker:
 
     def _groups(self, class_ids: np.ndarray) -> np.ndarray:
         """Class id -> id of its association group (the group's smallest class id)."""
-        groups = np.asarray(class_ids, np.int64).copy()
-        for group in self.params.class_groups:
-            groups[np.isin(class_ids, sorted(group))] = min(group)
-        return groups
+        group_of = self._group_of
+        return np.array([group_of.get(c, c) for c in np.asarray(class_ids, np.int64).tolist()], np.int64)
 
     def _apply_matches(
         self, matched: np.ndarray, det_of_row: np.ndarray, detections: Detections, now_ms: int
