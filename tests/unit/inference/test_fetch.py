@@ -14,8 +14,6 @@ from pipeline.inference.fetch import build_model_bytes, fetch_model
 from pipeline.inference.registry import ModelRegistry, sha256_hex
 from pipeline.inference.session import SessionSettings, create_session
 
-onnx = pytest.importorskip("onnx", reason="the conversion recipe needs the onnx package")
-
 
 @pytest.fixture(scope="module")
 def spec(models_dir):
