@@ -7,6 +7,8 @@ faust's settings so every app connects and names its internal topics the same wa
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import ssl
 import tempfile
 from contextvars import ContextVar
@@ -18,6 +20,8 @@ from mode.utils.queues import ThrowableQueue
 
 from pipeline.config import KafkaConfig, Settings
 from pipeline.kafka.commit_order import CommitOrder
+
+log = logging.getLogger(__name__)
 
 #: How long a stopping agent waits for the effects of records it handled to be acknowledged.
 DRAIN_TIMEOUT_S = 10.0
@@ -130,8 +134,6 @@ def serve(settings: Settings, part: str, app: faust.App, health_port: int | None
     Sets up telemetry and the health endpoint (ready while the app runs outside a
     rebalance); faust's worker handles the signals and the shutdown.
     """
-    import logging
-
     from pipeline import telemetry
 
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
@@ -160,11 +162,9 @@ def durable_agent(part: str, handle: Handler) -> Callable[[Any], Awaitable[None]
     unexpected error ends the process: the state is then unknown, and the worker restarts
     from the changelog (input offsets were not committed past the failed event).
     """
-    import logging
-    import os
 
     def fatal(event: Any, exc: BaseException | None = None) -> None:
-        logging.getLogger(__name__).critical(
+        log.critical(
             "%s failed on %s[%d]@%d; exiting so it restarts from the changelog", part,
             event.message.topic, event.message.partition, event.message.offset,
             exc_info=exc if exc is not None else True)
