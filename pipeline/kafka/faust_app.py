@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import ssl
 import tempfile
+import threading
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping, Sequence
@@ -25,6 +27,11 @@ log = logging.getLogger(__name__)
 
 #: How long a stopping agent waits for the effects of records it handled to be acknowledged.
 DRAIN_TIMEOUT_S = 10.0
+
+#: How long a signalled stop may take before the process ends anyway (exit code 1). Without
+#: the broker, faust waits for acknowledgements and aiokafka for its group coordinator
+#: without end; ending then is as safe as ``kill -9``: what was not committed is read again.
+STOP_TIMEOUT_S = 25.0
 
 #: The changelog writes of the record the current agent task is handling (None elsewhere).
 _deferred_writes: ContextVar[list[asyncio.Future] | None] = ContextVar("camcount_deferred_writes", default=None)
@@ -127,19 +134,37 @@ def raw_topic(app: faust.App, topic: str) -> faust.TopicT:
     return app.topic(topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
 
+class _Worker(faust.Worker):
+    """faust's worker, with a bound on how long a stop asked for by a signal may take."""
+
+    async def _stop_on_signal(self, sig: signal.Signals) -> None:
+        watchdog = threading.Timer(STOP_TIMEOUT_S, _stop_overdue, (sig,))
+        watchdog.daemon = True
+        watchdog.start()
+        await super()._stop_on_signal(sig)
+
+
+def _stop_overdue(sig: signal.Signals) -> None:
+    log.error("still stopping %.0f s after %s (the broker unreachable?); exiting now, what was not "
+              "committed is read again on restart", STOP_TIMEOUT_S, sig.name)
+    logging.shutdown()
+    os._exit(1)
+
+
 def serve(settings: Settings, part: str, app: faust.App, health_port: int | None = None,
           on_exit: Callable[[], None] = lambda: None) -> int:
     """Run a faust app as a camcount worker until SIGTERM/SIGINT; returns the exit code.
 
     Sets up telemetry and the health endpoint (ready while the app runs outside a
-    rebalance); faust's worker handles the signals and the shutdown.
+    rebalance); faust's worker handles the signals and the shutdown, which ends the
+    process after ``STOP_TIMEOUT_S`` if it has not finished by then.
     """
     from pipeline import telemetry
 
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
     health = telemetry.start_worker(settings, part, lambda: app_ready(app), health_port)
-    worker = faust.Worker(app, loglevel=level if isinstance(level, str) else "WARNING", quiet=True,
-                          override_logging=False)
+    worker = _Worker(app, loglevel=level if isinstance(level, str) else "WARNING", quiet=True,
+                     override_logging=False)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

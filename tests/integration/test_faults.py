@@ -1,5 +1,5 @@
-"""Faults against the real services: the Kafka broker restarted mid-run, and a flood of
-corrupt frames. (kill -9 of each worker: ``test_end_to_end.py``; ClickHouse down:
+"""Faults against the real services: the Kafka broker restarted mid-run, a worker stopped
+while the broker is gone, and a flood of corrupt frames. (kill -9 of each worker: ``test_end_to_end.py``; ClickHouse down:
 ``test_sink_outage.py``.)
 
 Each prints a ``FAULT ...`` line: frames lost, counts lost or doubled, recovery time.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,14 +18,17 @@ import pytest
 
 from pipeline.config import Settings
 from pipeline.kafka import topics
+from pipeline.kafka.faust_app import STOP_TIMEOUT_S
 from pipeline.kafka.headers import header
 from pipeline.launcher import LocalPipeline
 from tests.conftest import with_overrides
 from tests.integration.fault_support import PrivateKafka, fault_cost, time_until_progress
+from tests.integration.test_counter_app import CAMERAS, _walk
 from tests.integration.test_end_to_end import START_MS, STREET, _offline_counts, _warehouse_counts
 from tests.integration.test_inference_support import (
     clip_jpegs, detections_by_key, frame_value, group, produce, read_topic, start_worker_process, write_config,
 )
+from tests import kafka_helpers
 
 pytestmark = pytest.mark.integration
 
@@ -78,6 +82,33 @@ def test_broker_restart_mid_run_keeps_counts_exact(ch_settings: Settings, privat
     assert restarted["recovery_s"] is not None, "nothing was waiting when the broker came back"
     assert warehouse == undisturbed
     assert cost.frames_lost == 0
+
+
+def test_stream_processor_stops_on_sigterm_without_the_broker(base_settings: Settings, private_kafka: PrivateKafka,
+                                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """faust waits for acknowledgements and aiokafka for its coordinator without end once the
+    broker is gone: a supervisor's SIGTERM must still end the counter, within its bound."""
+    monkeypatch.delenv("CAMCOUNT_KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    run = with_overrides(base_settings, kafka={"bootstrap_servers": private_kafka.bootstrap_servers},
+                         topics={"prefix": "stop.", "partitions": 2})
+    topics.create_topics(run)
+    config = kafka_helpers.write_config(run, tmp_path / "camcount.yaml", cameras=CAMERAS)
+    log = tmp_path / "counter.log"
+    worker = kafka_helpers.start_worker(config, "counter", log=log)
+    try:
+        kafka_helpers.produce(run, topics.name(run, topics.DETECTIONS), _walk("cam-a", range(20), True))
+        kafka_helpers.consume(run, topics.name(run, topics.COUNT_EVENTS), lambda m: len(m) >= 20,
+                              timeout_s=90, workers=(worker,))
+        private_kafka.down()
+        stopped_at = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(STOP_TIMEOUT_S + 15)
+        took = time.monotonic() - stopped_at
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    print(f"FAULT broker gone, counter SIGTERM: stopped in {took:.1f}s (exit {worker.returncode})")
+    assert worker.returncode == 0 or "exiting now" in log.read_text()
 
 
 N_GOOD = 96
