@@ -7,6 +7,10 @@ would make a 5 fps camera look five times slower than a 25 fps one. Noise grows
 with the time step and scales with box size, so the same settings fit near and
 far objects. Everything is plain ``float64`` arrays so the tracker can serialise
 them to a changelog and replay them exactly.
+
+The four box components never interact (diagonal noise, a measurement of each
+component alone), so a covariance is four independent 2x2 blocks, one per component
+and its velocity: ``cov_blocks`` keeps their 12 distinct entries instead of 64.
 """
 
 from __future__ import annotations
@@ -113,3 +117,19 @@ def update(
     new_cov = cov - np.einsum("nij,njk->nik", gain, cov[:, :4, :])
     new_cov = (new_cov + np.swapaxes(new_cov, 1, 2)) / 2.0
     return new_mean, new_cov
+
+
+def cov_blocks(cov: np.ndarray) -> np.ndarray:
+    """``(N, 8, 8)`` covariances as ``(N, 3, 4)``: each component's variance, its covariance
+    with its velocity, and the velocity's variance (every other entry is zero)."""
+    i = np.arange(MEASURE_DIM)
+    return np.stack([cov[:, i, i], cov[:, i, i + MEASURE_DIM], cov[:, i + MEASURE_DIM, i + MEASURE_DIM]], axis=1)
+
+
+def cov_from_blocks(blocks: np.ndarray) -> np.ndarray:
+    """The inverse of ``cov_blocks``."""
+    cov = np.zeros((len(blocks), STATE_DIM, STATE_DIM))
+    i = np.arange(MEASURE_DIM)
+    cov[:, i, i], cov[:, i + MEASURE_DIM, i + MEASURE_DIM] = blocks[:, 0], blocks[:, 2]
+    cov[:, i, i + MEASURE_DIM] = cov[:, i + MEASURE_DIM, i] = blocks[:, 1]
+    return cov

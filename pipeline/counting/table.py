@@ -7,6 +7,8 @@ faust changelog, restored bit-for-bit, and lets the rules run vectorised.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,9 +39,28 @@ def concat(first: Columns, second: Columns) -> Columns:
     return {name: np.concatenate([first[name], second[name]]) for name in first}
 
 
-def to_json(cols: Columns) -> dict[str, list[Any]]:
-    """Plain lists; float64 values survive ``json`` round trips exactly."""
-    return {name: values.tolist() for name, values in cols.items()}
+def to_json(cols: Columns) -> dict[str, list[Any] | str]:
+    """Integer columns as plain lists, float columns as base64 of their little-endian
+    float64 bytes: exact, and several times cheaper to write and read than decimal
+    numbers (the counter writes each camera's state to the changelog for every frame)."""
+    return {name: base64.b64encode(values.astype("<f8").tobytes()).decode() if values.dtype.kind == "f"
+            else values.tolist() for name, values in cols.items()}
+
+
+def _column(value: Any, dtype: type, shape: tuple[int, ...]) -> np.ndarray:
+    """One column as ``to_json`` wrote it (or as a plain list, as states of older versions are)."""
+    if not isinstance(value, str):
+        return np.asarray(value, dtype)
+    if np.dtype(dtype).kind != "f":
+        raise TypeError("only float columns are written as base64")
+    try:
+        raw = np.frombuffer(base64.b64decode(value, validate=True), "<f8")
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"not base64 of float64 values: {exc}") from exc
+    size = int(np.prod(shape))
+    if len(raw) % size:
+        raise ValueError(f"{len(raw)} values do not make rows of shape {shape}")
+    return raw.astype(dtype).reshape((-1, *shape))
 
 
 def from_json(data: Mapping[str, Any], schema: Schema, what: str) -> Columns:
@@ -51,7 +72,7 @@ def from_json(data: Mapping[str, Any], schema: Schema, what: str) -> Columns:
         if name not in data:
             raise CountingStateError(f"{what}: missing column {name!r}")
         try:
-            values = np.asarray(data[name], dtype)
+            values = _column(data[name], dtype, shape)
         except (TypeError, ValueError) as exc:
             raise CountingStateError(f"{what}.{name}: {exc}") from exc
         if len(values) == 0:

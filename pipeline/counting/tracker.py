@@ -23,7 +23,8 @@ from pipeline.counting.matching import linear_assignment
 from pipeline.counting.params import TrackerParams
 from pipeline.detections import Detections
 
-STATE_VERSION = 1
+#: 2: covariances saved as their 2x2 blocks (``kalman.cov_blocks``); 1 (full) is still read.
+STATE_VERSION = 2
 TENTATIVE, TRACKED, LOST = 0, 1, 2
 
 _SCHEMA: table.Schema = {
@@ -35,6 +36,10 @@ _SCHEMA: table.Schema = {
     "last_seen_ts_ms": (np.int64, ()),
     "class_id": (np.int64, ()),  # weighted Boyer-Moore majority candidate
     "class_weight": (np.float64, ()),
+}
+#: The rows as ``to_state`` saves them: covariances as their blocks.
+_SAVED_SCHEMA: table.Schema = {name: spec for name, spec in _SCHEMA.items() if name != "cov"} | {
+    "cov_blocks": (np.float64, (3, kalman.MEASURE_DIM)),
 }
 
 
@@ -122,23 +127,29 @@ class ByteTracker:
 
     def to_state(self) -> dict[str, Any]:
         """The whole tracker as JSON-able plain values (for the changelog table)."""
+        rows = {name: values for name, values in self._rows.items() if name != "cov"}
+        rows["cov_blocks"] = kalman.cov_blocks(self._rows["cov"])
         return {
             "version": STATE_VERSION,
             "next_id": self._next_id,
             "last_ts_ms": self._last_ts_ms,
-            "tracks": table.to_json(self._rows),
+            "tracks": table.to_json(rows),
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any], params: TrackerParams | None = None) -> ByteTracker:
         """Restore a tracker saved by ``to_state``; params come from config, not state."""
-        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-            raise CountingStateError(f"tracker state: expected version {STATE_VERSION}")
+        if not isinstance(state, dict) or state.get("version") not in (1, STATE_VERSION):
+            raise CountingStateError(f"tracker state: expected version 1 or {STATE_VERSION}")
         tracker = cls(params)
         next_id, last_ts_ms = state.get("next_id"), state.get("last_ts_ms")
         if not _is_int(next_id) or next_id < 1 or not (last_ts_ms is None or _is_int(last_ts_ms)):
             raise CountingStateError("tracker state: next_id/last_ts_ms must be integers")
-        rows = table.from_json(state.get("tracks"), _SCHEMA, "tracker state.tracks")
+        if state["version"] == 1:
+            rows = table.from_json(state.get("tracks"), _SCHEMA, "tracker state.tracks")
+        else:
+            rows = table.from_json(state.get("tracks"), _SAVED_SCHEMA, "tracker state.tracks")
+            rows["cov"] = kalman.cov_from_blocks(rows.pop("cov_blocks"))
         if not np.isin(rows["status"], [TENTATIVE, TRACKED, LOST]).all():
             raise CountingStateError("tracker state.tracks.status: unknown status code")
         if (rows["track_id"] >= next_id).any():

@@ -79,3 +79,16 @@ def test_vectorised_rows_are_independent_and_inputs_untouched():
     np.testing.assert_allclose(both[1], only_second[0])
     np.testing.assert_array_equal(mean, mean_before)
     np.testing.assert_array_equal(cov, cov_before)
+
+
+def test_covariance_stays_in_per_component_blocks_so_they_restore_it_exactly():
+    rng = np.random.default_rng(3)
+    measured = np.abs(rng.normal(0.3, 0.1, (5, 4))) + 0.01
+    mean, cov = kalman.initiate(measured, NOISE)
+    for step in range(30):  # irregular steps, noisy measurements, some frames without one
+        mean, cov = kalman.predict(mean, cov, rng.uniform(0.0, 0.5), NOISE)
+        if step % 4:
+            mean, cov = kalman.update(mean, cov, measured + rng.normal(0, 0.01, measured.shape), NOISE)
+        blocks = kalman.cov_blocks(cov)
+        assert blocks.shape == (5, 3, 4)
+        np.testing.assert_array_equal(kalman.cov_from_blocks(blocks), cov)

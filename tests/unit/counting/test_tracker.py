@@ -246,13 +246,28 @@ def test_state_round_trip_through_json_continues_identically(split):
     assert json.dumps(restored.to_state()) == json.dumps(original.to_state())
 
 
+def test_a_version_1_state_is_restored_and_continues_identically():
+    """Version 1 (before 2026-11-26) saved every column as plain lists, covariances whole."""
+    frames = _scene()
+    original = ByteTracker()
+    for ts, dets in frames[:25]:
+        original.update(ts, dets)
+    v1 = original.to_state() | {"version": 1,
+                                "tracks": {name: values.tolist() for name, values in original._rows.items()}}
+    restored = ByteTracker.from_state(json.loads(json.dumps(v1)))
+    assert restored.to_state() == original.to_state()
+    for ts, dets in frames[25:]:
+        _same_update(original.update(ts, dets), restored.update(ts, dets))
+
+
 @pytest.mark.parametrize(
     ("mutate", "match"),
     [
         (lambda s: s.update(version=99), "version"),
         (lambda s: s.update(next_id="1"), "next_id"),
-        (lambda s: s["tracks"].pop("cov"), "cov"),
+        (lambda s: s["tracks"].pop("cov_blocks"), "cov_blocks"),
         (lambda s: s["tracks"].update(mean=[[0.0] * 7]), "mean"),
+        (lambda s: s["tracks"].update(mean="AAAA"), "mean"),
         (lambda s: s["tracks"].update(status=[9]), "status"),
         (lambda s: s["tracks"].update(hits=[1, 2]), "lengths"),
         (lambda s: s.update(next_id=1), "next_id"),  # a live track already has id 1
