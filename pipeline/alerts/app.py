@@ -24,7 +24,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from typing import Any, Iterable, Mapping
+from typing import Any, Awaitable, Iterable, Mapping
 
 import faust
 
@@ -107,51 +107,56 @@ class Alerter:
 
     # -- the stream ---------------------------------------------------------------------
 
-    async def handle(self, event: Any) -> None:
-        """One input record: decode, judge, publish transitions, then persist the state."""
+    async def handle(self, event: Any) -> list[Awaitable[Any]]:
+        """One input record: decode, judge, publish transitions; returns what it published
+        (``durable_agent`` persists the state once those are acknowledged)."""
         msg = event.message
         try:
             record, value = self.codec.decode(event.value, expect=INPUT_RECORDS)
         except DecodeError as exc:
-            await self._dead_letter(event, exc)
-            return
+            return [await self._dead_letter(event, exc)]
         self.stats[record.rsplit(".", 1)[-1]] += 1
         if record == OCCUPANCY_SAMPLE:
-            await self.apply(occupancy_checks(self.rules, value))
-        elif record == WINDOW_COUNT:
-            await self.apply(count_checks(self.rules, value))
-        elif record == MODEL_COMPARISON:
-            await self.apply(disagreement_checks(self.rules, value))
-        elif record == HEARTBEAT:
-            await self._heartbeat(value, msg.partition)
+            return await self.apply(occupancy_checks(self.rules, value))
+        if record == WINDOW_COUNT:
+            return await self.apply(count_checks(self.rules, value))
+        if record == MODEL_COMPARISON:
+            return await self.apply(disagreement_checks(self.rules, value))
+        if record == HEARTBEAT:
+            return await self._heartbeat(value, msg.partition)
+        return []
 
-    async def _heartbeat(self, value: Mapping[str, Any], partition: int) -> None:
+    async def _heartbeat(self, value: Mapping[str, Any], partition: int) -> list[Awaitable[Any]]:
         """Note when the camera was heard from (wall clock); a frame resolves its silence at once."""
         camera, now_ms = value["camera_id"], wall_ms()
         key = f"cam/{camera}"
         seen_ms = None if value["end_of_stream"] else now_ms
         entry = self.table.get(key)
-        await self.apply(silence_checks(self.rules, {camera: now_ms}, now_ms, self.started_ms))
+        published = await self.apply(silence_checks(self.rules, {camera: now_ms}, now_ms, self.started_ms))
         if (entry is None or seen_ms is None or entry["seen_ms"] is None
                 or seen_ms - entry["seen_ms"] >= SEEN_RESOLUTION_MS or entry["partition"] != partition):
             if entry != {"seen_ms": seen_ms, "partition": partition}:
                 self.table[key] = {"seen_ms": seen_ms, "partition": partition}
+        return published
 
-    async def _dead_letter(self, event: Any, exc: DecodeError) -> None:
+    async def _dead_letter(self, event: Any, exc: DecodeError) -> Awaitable[Any]:
         msg = event.message
         self.stats[f"dlq.{exc.reason}"] += 1
         log.warning("%s[%d]@%d to the DLQ: %s", msg.topic, msg.partition, msg.offset, exc)
         original = msg.headers.items() if isinstance(msg.headers, Mapping) else msg.headers or ()
         headers = dlq_headers(list(original), msg.topic, msg.partition, msg.offset, exc.reason, str(exc))
         headers.append(("dlq.consumer", self.app.conf.id.encode()))
-        await self.dead_letters[msg.topic].send(key=event.key, value=event.value, headers=headers)
+        return await self.dead_letters[msg.topic].send(key=event.key, value=event.value, headers=headers)
 
     # -- conditions -----------------------------------------------------------------------
 
-    async def apply(self, checks: Iterable[Check], partition: int | None = None) -> None:
-        """Advance each check's condition; publish the transitions, wait for the acks, then persist.
+    async def apply(self, checks: Iterable[Check], partition: int | None = None) -> list[Awaitable[Any]]:
+        """Advance each check's condition, publish the transitions, persist the new states after them.
 
-        ``partition`` is for writes from a timer (no current event); ``None`` inside the agent.
+        Inside the agent (``partition`` None) returns the publications: ``durable_agent``
+        holds the table's changelog writes until they are acknowledged, and the agent goes on
+        meanwhile. A timer has no current event (``partition`` picks the changelog's): it
+        waits for the acknowledgements itself, then writes.
         """
         writes: dict[str, Any] = {}
         pending = []
@@ -167,10 +172,11 @@ class Alerter:
                                                       value=self.codec.encode(ALERT, alert)))
             if new is not old:
                 writes[key] = None if is_idle(new) else new
-        if pending:
+        if partition is not None and pending:
             await asyncio.gather(*pending)  # acknowledged by the broker before the state moves on
         for key, value in writes.items():
             self._put(key, value, partition)
+        return pending if partition is None else []
 
     def _put(self, key: str, value: Any, partition: int | None) -> None:
         if partition is None:
