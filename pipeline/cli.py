@@ -14,7 +14,7 @@ from pathlib import Path
 from importlib import import_module
 from typing import Callable
 
-from pipeline import __version__
+from pipeline import __version__, logs
 from pipeline.config import REPO_ROOT, Settings, load_config
 from pipeline.exceptions import CamcountError, ConfigError, ServiceUnavailableError
 
@@ -111,8 +111,7 @@ def _check_login(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.setup(args.verbose)
     try:
         settings = load_config(args.config)
         if args.command in KAFKA_WORKERS and settings.kafka.sasl_mechanism:
