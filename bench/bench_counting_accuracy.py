@@ -81,7 +81,9 @@ def count_clip(settings: Settings, detector: Any, class_names: Any, clip: Clip, 
                fps: float | None, max_width: int | None = None) -> Run:
     video = offline.probe(shared_dir() / "data" / "videos" / clip.file)
     names = class_names(detector.name, detector.version)
-    camera = offline.camera_for_video(settings, video, None, [clip.line], list(clip.classes), names)
+    # Only the PROVENANCE line counts: a configured camera of this clip would add its own rules.
+    camera = offline.camera_for_video(settings.model_copy(update={"cameras": []}), video, None, [clip.line],
+                                      list(clip.classes), names)
     options = replace(offline.CountOptions.for_camera(settings, camera), fps=fps, start_ms=0, max_width=max_width)
     records: list[dict[str, Any]] = []
     events: list[Event] = []
