@@ -9,6 +9,7 @@
     camcount models rollback --cameras 'parking-*'   its previous one, or the global primary again
     camcount models compare yolox-nano:1-b1      model_comparison read back from ClickHouse
     camcount models audit                        who changed what, when
+    camcount models quantize yolox-nano:1 --calibration clip.mp4   an INT8 candidate to register
     camcount compare                             run the comparator (faust)
 
 Every change is written to the compacted model-control topic (workers follow it live) and
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+from pathlib import Path
 from typing import Callable
 
 from pipeline.config import Settings
@@ -60,6 +62,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     compare.add_argument("model", metavar="NAME:VER")
     compare.add_argument("--last-s", type=int, default=24 * 3600, help="windows of the last S seconds")
     compare.set_defaults(handler=_compare)
+
+    quantize = sub.add_parser("quantize", help="build an INT8 variant of a version, to register and judge")
+    quantize.add_argument("model", metavar="NAME:VER")
+    quantize.add_argument("--calibration", type=Path, required=True, metavar="VIDEO",
+                          help="footage like the cameras' (its frames set the activation ranges)")
+    quantize.add_argument("--frames", type=int, default=64, help="calibration frames, spread over VIDEO (default 64)")
+    quantize.add_argument("--version", help="the new version (default: VER-int8)")
+    quantize.add_argument("--out", type=Path, help="where to write the file (default: the model cache, "
+                          "where the registry looks for a relative file)")
+    quantize.set_defaults(handler=_quantize)
 
     app = subparsers.add_parser("compare", help="run the comparator: primary vs shadow detections")
     app.add_argument("--window-s", type=int, default=10, help="comparison window (default 10 s)")
@@ -176,6 +188,35 @@ def _compare(args: argparse.Namespace, settings: Settings) -> int:
     name, version = parse_model_key(args.model)
     for line in comparison_summary(settings, name, version, args.last_s):
         print(line)
+    return 0
+
+
+def _quantize(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the INT8 file and print its registry entry: registering it is the operator's step."""
+    import yaml
+
+    from pipeline.inference import quantize as q
+    from pipeline.inference.detector import load_detector
+    from pipeline.inference.registry import registry_from_settings, sha256_hex
+    from pipeline.shadow.assignment import parse_model_key
+
+    name, version = parse_model_key(args.model)
+    registry = registry_from_settings(settings)
+    detector = load_detector(registry, name, version, settings.inference.session)
+    spec, new_version = detector.spec, args.version or f"{version}-int8"
+    frames = q.video_frames(args.calibration, args.frames)
+    notice = (f"INT8 (QDQ) quantization of {spec.key} ({spec.file}, sha256 {spec.sha256[:12]}...) by camcount "
+              f"models quantize, calibrated on {len(frames)} frames of {args.calibration.name}; weights otherwise unchanged")
+    data = q.quantize_int8(registry.read_verified(spec), spec.input.name, q.calibration_inputs(detector, frames), notice)
+    file = f"{Path(spec.file).stem}-int8.onnx"
+    out = args.out.resolve() if args.out else registry.cache_dir / name / new_version / file
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    entry = q.registry_entry(spec, new_version, str(out) if args.out else file, sha256_hex(data))
+    print(f"# {spec.key} quantized to INT8 with {len(frames)} frames of {args.calibration.name}: {out}\n"
+          f"# add this under 'models:' in {registry.source}, then judge it against the primary:\n"
+          f"#   camcount models shadow {name}:{new_version} --rate 0.1 ; camcount models compare {name}:{new_version}")
+    print(yaml.safe_dump([entry], sort_keys=False, default_flow_style=None, width=100), end="")
     return 0
 
 
