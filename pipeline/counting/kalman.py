@@ -9,8 +9,11 @@ far objects. Everything is plain ``float64`` arrays so the tracker can serialise
 them to a changelog and replay them exactly.
 
 The four box components never interact (diagonal noise, a measurement of each
-component alone), so a covariance is four independent 2x2 blocks, one per component
-and its velocity: ``cov_blocks`` keeps their 12 distinct entries instead of 64.
+component alone), so the 8x8 covariance of a track is four independent 2x2 blocks,
+one per component and its velocity, and is kept as their distinct entries: ``(N, 3, 4)``
+arrays of variance of the component, its covariance with its velocity, and the
+velocity's variance. The filter is then a few element-wise operations instead of
+8x8 matrix products, solves and a covariance of 64 numbers a track.
 """
 
 from __future__ import annotations
@@ -67,10 +70,8 @@ def initiate(measurements: np.ndarray, noise: MotionNoise) -> tuple[np.ndarray, 
     n = len(measurements)
     mean = np.concatenate([measurements, np.zeros((n, 4))], axis=1)
     scale = _size_scale(measurements[:, 2:4])
-    std = np.concatenate([noise.initial_position * scale, noise.initial_velocity_per_s * scale], axis=1)
-    cov = np.zeros((n, STATE_DIM, STATE_DIM))
-    idx = np.arange(STATE_DIM)
-    cov[:, idx, idx] = std**2
+    cov = np.stack([(noise.initial_position * scale) ** 2, np.zeros((n, MEASURE_DIM)),
+                    (noise.initial_velocity_per_s * scale) ** 2], axis=1)
     return mean, cov
 
 
@@ -80,56 +81,44 @@ def predict(
     """Advance all tracks by ``dt_s`` seconds; returns new arrays, inputs untouched.
 
     Process noise is a random walk whose variance grows linearly with ``dt_s``, so
-    two half steps give the same uncertainty as one full step.
+    two half steps give the same uncertainty as one full step. Per component this is
+    ``F P F^T + Q`` with ``F = [[1, dt], [0, 1]]``.
     """
     dt_s = max(float(dt_s), 0.0)
-    transition = np.eye(STATE_DIM)
-    transition[:4, 4:] = dt_s * np.eye(4)
-    new_mean = np.einsum("ij,nj->ni", transition, mean)
+    new_mean = mean.copy()
+    new_mean[:, :4] += dt_s * mean[:, 4:]
     scale = _size_scale(mean[:, 2:4])
-    variance = (
-        np.concatenate([(noise.position_per_s * scale) ** 2, (noise.velocity_per_s * scale) ** 2], axis=1)
-        * dt_s
-    )
-    new_cov = np.einsum("ij,njk,lk->nil", transition, cov, transition)
-    idx = np.arange(STATE_DIM)
-    new_cov[:, idx, idx] += variance
+    pp, pv, vv = cov[:, 0], cov[:, 1], cov[:, 2]
+    new_cov = np.stack([
+        pp + 2.0 * dt_s * pv + dt_s * dt_s * vv + (noise.position_per_s * scale) ** 2 * dt_s,
+        pv + dt_s * vv,
+        vv + (noise.velocity_per_s * scale) ** 2 * dt_s,
+    ], axis=1)
     return new_mean, new_cov
 
 
 def update(
     mean: np.ndarray, cov: np.ndarray, measurements: np.ndarray, noise: MotionNoise
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Correct ``(N, 8)`` states with ``(N, 4)`` cxcywh measurements, row by row."""
+    """Correct ``(N, 8)`` states with ``(N, 4)`` cxcywh measurements, row by row.
+
+    Each component is measured alone, so the innovation covariance is diagonal and
+    the gain a division: ``K = [pp, pv] / (pp + r)``.
+    """
     measurements = np.asarray(measurements, np.float64).reshape(-1, MEASURE_DIM)
     if len(mean) == 0:
         return mean.copy(), cov.copy()
     scale = _size_scale(mean[:, 2:4])
-    meas_var = (noise.measurement * scale) ** 2
-    projected_cov = cov[:, :4, :4].copy()
-    idx = np.arange(MEASURE_DIM)
-    projected_cov[:, idx, idx] += meas_var
-    cross = cov[:, :, :4]  # P H^T, since H selects the first four components
-    # K = P H^T S^-1, computed as solve(S, (P H^T)^T)^T because S is symmetric.
-    gain = np.linalg.solve(projected_cov, np.swapaxes(cross, 1, 2)).swapaxes(1, 2)
+    pp, pv, vv = cov[:, 0], cov[:, 1], cov[:, 2]
+    innovation_var = pp + (noise.measurement * scale) ** 2
+    gain_p, gain_v = pp / innovation_var, pv / innovation_var
     innovation = measurements - mean[:, :4]
-    new_mean = mean + np.einsum("nij,nj->ni", gain, innovation)
-    new_cov = cov - np.einsum("nij,njk->nik", gain, cov[:, :4, :])
-    new_cov = (new_cov + np.swapaxes(new_cov, 1, 2)) / 2.0
+    new_mean = np.concatenate([mean[:, :4] + gain_p * innovation, mean[:, 4:] + gain_v * innovation], axis=1)
+    new_cov = np.stack([(1.0 - gain_p) * pp, (1.0 - gain_p) * pv, vv - gain_v * pv], axis=1)
     return new_mean, new_cov
 
 
 def cov_blocks(cov: np.ndarray) -> np.ndarray:
-    """``(N, 8, 8)`` covariances as ``(N, 3, 4)``: each component's variance, its covariance
-    with its velocity, and the velocity's variance (every other entry is zero)."""
+    """Full ``(N, 8, 8)`` covariances (as version 1 of the tracker state saved them) as ``(N, 3, 4)``."""
     i = np.arange(MEASURE_DIM)
     return np.stack([cov[:, i, i], cov[:, i, i + MEASURE_DIM], cov[:, i + MEASURE_DIM, i + MEASURE_DIM]], axis=1)
-
-
-def cov_from_blocks(blocks: np.ndarray) -> np.ndarray:
-    """The inverse of ``cov_blocks``."""
-    cov = np.zeros((len(blocks), STATE_DIM, STATE_DIM))
-    i = np.arange(MEASURE_DIM)
-    cov[:, i, i], cov[:, i + MEASURE_DIM, i + MEASURE_DIM] = blocks[:, 0], blocks[:, 2]
-    cov[:, i, i + MEASURE_DIM] = cov[:, i + MEASURE_DIM, i] = blocks[:, 1]
-    return cov

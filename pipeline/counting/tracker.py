@@ -23,7 +23,7 @@ from pipeline.counting.matching import linear_assignment
 from pipeline.counting.params import TrackerParams
 from pipeline.detections import Detections
 
-#: 2: covariances saved as their 2x2 blocks (``kalman.cov_blocks``); 1 (full) is still read.
+#: 2: covariances as their 2x2 blocks (``kalman``); 1 (8x8 covariances) is still read.
 STATE_VERSION = 2
 TENTATIVE, TRACKED, LOST = 0, 1, 2
 
@@ -31,16 +31,13 @@ _SCHEMA: table.Schema = {
     "track_id": (np.int64, ()),  # -1 until confirmed, so ids stay dense and monotonic
     "status": (np.int8, ()),
     "mean": (np.float64, (kalman.STATE_DIM,)),
-    "cov": (np.float64, (kalman.STATE_DIM, kalman.STATE_DIM)),
+    "cov": (np.float64, (3, kalman.MEASURE_DIM)),
     "hits": (np.int64, ()),
     "last_seen_ts_ms": (np.int64, ()),
     "class_id": (np.int64, ()),  # weighted Boyer-Moore majority candidate
     "class_weight": (np.float64, ()),
 }
-#: The rows as ``to_state`` saves them: covariances as their blocks.
-_SAVED_SCHEMA: table.Schema = {name: spec for name, spec in _SCHEMA.items() if name != "cov"} | {
-    "cov_blocks": (np.float64, (3, kalman.MEASURE_DIM)),
-}
+_V1_SCHEMA: table.Schema = {**_SCHEMA, "cov": (np.float64, (kalman.STATE_DIM, kalman.STATE_DIM))}
 
 
 @dataclass(frozen=True)
@@ -127,13 +124,11 @@ class ByteTracker:
 
     def to_state(self) -> dict[str, Any]:
         """The whole tracker as JSON-able plain values (for the changelog table)."""
-        rows = {name: values for name, values in self._rows.items() if name != "cov"}
-        rows["cov_blocks"] = kalman.cov_blocks(self._rows["cov"])
         return {
             "version": STATE_VERSION,
             "next_id": self._next_id,
             "last_ts_ms": self._last_ts_ms,
-            "tracks": table.to_json(rows),
+            "tracks": table.to_json(self._rows),
         }
 
     @classmethod
@@ -146,10 +141,10 @@ class ByteTracker:
         if not _is_int(next_id) or next_id < 1 or not (last_ts_ms is None or _is_int(last_ts_ms)):
             raise CountingStateError("tracker state: next_id/last_ts_ms must be integers")
         if state["version"] == 1:
-            rows = table.from_json(state.get("tracks"), _SCHEMA, "tracker state.tracks")
+            rows = table.from_json(state.get("tracks"), _V1_SCHEMA, "tracker state.tracks")
+            rows["cov"] = kalman.cov_blocks(rows["cov"])
         else:
-            rows = table.from_json(state.get("tracks"), _SAVED_SCHEMA, "tracker state.tracks")
-            rows["cov"] = kalman.cov_from_blocks(rows.pop("cov_blocks"))
+            rows = table.from_json(state.get("tracks"), _SCHEMA, "tracker state.tracks")
         if not np.isin(rows["status"], [TENTATIVE, TRACKED, LOST]).all():
             raise CountingStateError("tracker state.tracks.status: unknown status code")
         if (rows["track_id"] >= next_id).any():

@@ -1,4 +1,4 @@
-"""Factories for synthetic detections and tracks, in normalised coordinates."""
+"""Factories for synthetic detections and tracks, in normalised coordinates; Kalman helpers."""
 
 from __future__ import annotations
 
@@ -9,6 +9,15 @@ import pytest
 
 from pipeline.counting.tracker import Tracks
 from pipeline.detections import Detections
+
+
+def full_covariance(blocks: np.ndarray) -> np.ndarray:
+    """The 8x8 covariances that ``(N, 3, 4)`` Kalman blocks stand for (as tracker state version 1 saved them)."""
+    cov = np.zeros((len(blocks), 8, 8))
+    i = np.arange(4)
+    cov[:, i, i], cov[:, i, i + 4], cov[:, i + 4, i], cov[:, i + 4, i + 4] = (
+        blocks[:, 0], blocks[:, 1], blocks[:, 1], blocks[:, 2])
+    return cov
 
 
 def box_at(x: float, y: float, w: float = 0.04, h: float = 0.12) -> list[float]:

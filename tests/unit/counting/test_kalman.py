@@ -6,7 +6,14 @@ import pytest
 from pipeline.counting import kalman
 from pipeline.counting.kalman import MotionNoise
 
+from .conftest import full_covariance
+
 NOISE = MotionNoise()
+
+
+def _blocks(variance: float, n: int = 1) -> np.ndarray:
+    """Covariance blocks ``(n, 3, 4)`` of independent components: ``variance`` for values and velocities."""
+    return np.tile(np.array([[variance] * 4, [0.0] * 4, [variance] * 4]), (n, 1, 1))
 
 
 def _track(frame_interval_ms: int, duration_ms: int, velocity_per_s: float) -> np.ndarray:
@@ -39,8 +46,7 @@ def test_velocity_is_per_second_whatever_the_frame_rate(frame_interval_ms):
 
 def test_prediction_moves_by_velocity_times_dt():
     mean = np.array([[0.5, 0.5, 0.1, 0.2, 0.3, -0.1, 0.0, 0.0]])
-    cov = np.tile(np.eye(8) * 1e-4, (1, 1, 1))
-    new_mean, _ = kalman.predict(mean, cov, 0.5, NOISE)
+    new_mean, _ = kalman.predict(mean, _blocks(1e-4), 0.5, NOISE)
     np.testing.assert_allclose(new_mean[0, :2], [0.65, 0.45])
 
 
@@ -50,12 +56,14 @@ def test_uncertainty_grows_with_dt_and_not_at_all_for_zero_dt():
     _, cov_short = kalman.predict(mean, cov, 0.04, NOISE)
     _, cov_long = kalman.predict(mean, cov, 1.0, NOISE)
     np.testing.assert_array_equal(cov_zero, cov)
-    assert (np.diag(cov_long[0]) > np.diag(cov_short[0])).all()
+    variances = [0, 2]  # of the components and of their velocities
+    assert (cov_long[0, variances] > cov_short[0, variances]).all()
+    assert (cov_short[0, variances] > cov[0, variances]).all()
 
 
 def test_negative_dt_is_treated_as_no_time():
     mean = np.array([[0.5, 0.5, 0.1, 0.2, 0.3, 0.0, 0.0, 0.0]])
-    cov = np.tile(np.eye(8) * 1e-4, (1, 1, 1))
+    cov = _blocks(1e-4)
     new_mean, new_cov = kalman.predict(mean, cov, -1.0, NOISE)
     np.testing.assert_array_equal(new_mean, mean)
     np.testing.assert_array_equal(new_cov, cov)
@@ -66,8 +74,8 @@ def test_update_moves_towards_measurement_and_shrinks_uncertainty():
     mean, cov = kalman.predict(mean, cov, 0.1, NOISE)
     new_mean, new_cov = kalman.update(mean, cov, np.array([[0.52, 0.5, 0.1, 0.2]]), NOISE)
     assert 0.5 < new_mean[0, 0] < 0.52
-    assert new_cov[0, 0, 0] < cov[0, 0, 0]
-    np.testing.assert_allclose(new_cov[0], new_cov[0].T)
+    assert new_cov[0, 0, 0] < cov[0, 0, 0]  # the variance of x
+    assert (new_cov[0, [0, 2]] > 0).all()
 
 
 def test_vectorised_rows_are_independent_and_inputs_untouched():
@@ -81,14 +89,29 @@ def test_vectorised_rows_are_independent_and_inputs_untouched():
     np.testing.assert_array_equal(cov, cov_before)
 
 
-def test_covariance_stays_in_per_component_blocks_so_they_restore_it_exactly():
+def test_blocks_give_the_textbook_filter_on_full_matrices():
+    """The element-wise filter against ``F P F^T + Q`` and ``K = P H^T (H P H^T + R)^-1``."""
     rng = np.random.default_rng(3)
     measured = np.abs(rng.normal(0.3, 0.1, (5, 4))) + 0.01
     mean, cov = kalman.initiate(measured, NOISE)
+    h = np.hstack([np.eye(4), np.zeros((4, 4))])
     for step in range(30):  # irregular steps, noisy measurements, some frames without one
-        mean, cov = kalman.predict(mean, cov, rng.uniform(0.0, 0.5), NOISE)
+        dt = rng.uniform(0.0, 0.5)
+        scale = np.hstack([np.maximum(mean[:, 2:4], 1e-6)] * 2)
+        f = np.eye(8)
+        f[:4, 4:] = dt * np.eye(4)
+        q = np.concatenate([(NOISE.position_per_s * scale) ** 2, (NOISE.velocity_per_s * scale) ** 2], axis=1) * dt
+        expected_cov = f @ full_covariance(cov) @ f.T + np.stack([np.diag(row) for row in q])
+        mean, cov = kalman.predict(mean, cov, dt, NOISE)
+        np.testing.assert_allclose(full_covariance(cov), expected_cov, rtol=1e-12, atol=1e-15)
         if step % 4:
-            mean, cov = kalman.update(mean, cov, measured + rng.normal(0, 0.01, measured.shape), NOISE)
-        blocks = kalman.cov_blocks(cov)
-        assert blocks.shape == (5, 3, 4)
-        np.testing.assert_array_equal(kalman.cov_from_blocks(blocks), cov)
+            z = measured + rng.normal(0, 0.01, measured.shape)
+            p = full_covariance(cov)
+            r = np.stack([np.diag(row) for row in (NOISE.measurement * np.maximum(mean[:, [2, 3, 2, 3]], 1e-6)) ** 2])
+            k = p @ h.T @ np.linalg.inv(h @ p @ h.T + r)
+            expected_mean = mean + np.einsum("nij,nj->ni", k, z - mean[:, :4])
+            expected_cov = (np.eye(8) - k @ h) @ p
+            mean, cov = kalman.update(mean, cov, z, NOISE)
+            np.testing.assert_allclose(mean, expected_mean, rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(full_covariance(cov), expected_cov, rtol=1e-9, atol=1e-15)
+    np.testing.assert_array_equal(kalman.cov_blocks(full_covariance(cov)), cov)

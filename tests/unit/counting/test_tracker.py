@@ -12,7 +12,7 @@ from pipeline.counting.tracker import ByteTracker
 from pipeline.detections import Detections
 from pipeline.exceptions import ConfigError
 
-from .conftest import box_at
+from .conftest import box_at, full_covariance
 
 PERSON, CAR, TRUCK = 0, 2, 7
 
@@ -247,13 +247,14 @@ def test_state_round_trip_through_json_continues_identically(split):
 
 
 def test_a_version_1_state_is_restored_and_continues_identically():
-    """Version 1 (before 2026-11-26) saved every column as plain lists, covariances whole."""
+    """Version 1 (before 2026-11-26) saved every column as plain lists, covariances as 8x8 matrices."""
     frames = _scene()
     original = ByteTracker()
     for ts, dets in frames[:25]:
         original.update(ts, dets)
+    tracks = {name: values.tolist() for name, values in original._rows.items()}
     v1 = original.to_state() | {"version": 1,
-                                "tracks": {name: values.tolist() for name, values in original._rows.items()}}
+                                "tracks": tracks | {"cov": full_covariance(original._rows["cov"]).tolist()}}
     restored = ByteTracker.from_state(json.loads(json.dumps(v1)))
     assert restored.to_state() == original.to_state()
     for ts, dets in frames[25:]:
@@ -265,7 +266,7 @@ def test_a_version_1_state_is_restored_and_continues_identically():
     [
         (lambda s: s.update(version=99), "version"),
         (lambda s: s.update(next_id="1"), "next_id"),
-        (lambda s: s["tracks"].pop("cov_blocks"), "cov_blocks"),
+        (lambda s: s["tracks"].pop("cov"), "cov"),
         (lambda s: s["tracks"].update(mean=[[0.0] * 7]), "mean"),
         (lambda s: s["tracks"].update(mean="AAAA"), "mean"),
         (lambda s: s["tracks"].update(status=[9]), "status"),
