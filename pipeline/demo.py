@@ -15,12 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient
-
 from pipeline.config import REPO_ROOT, Settings
 from pipeline.exceptions import CamcountError, ModelIntegrityError
-from pipeline.kafka.clients import common_config
-from pipeline.kafka.topics import create_topics
+from pipeline.kafka.topics import create_topics, delete_topics
 from pipeline.launcher import LocalPipeline, per_minute_counts
 from pipeline.samples import sample_clip
 from pipeline.sinks.clickhouse import make_client, wait_until_up
@@ -114,10 +111,7 @@ def run_demo(settings: Settings, keep_running: bool = False) -> int:
         return 0
     finally:
         pipeline.stop()
-        admin = AdminClient(common_config(run.kafka))
-        ours = [t for t in admin.list_topics(timeout=10).topics if t.startswith(run.topics.prefix)]
-        if ours:  # the run's topics, faust's changelogs included
-            admin.delete_topics(ours)
+        delete_topics(run)  # the admin client is gone before Kafka stops: no disconnection lines
         if not already_up and not keep_running:
             progress("stopping Kafka and ClickHouse (infra/down.sh)")
             subprocess.call(["bash", str(REPO_ROOT / "infra" / "down.sh")])

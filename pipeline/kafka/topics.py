@@ -78,3 +78,16 @@ def create_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, str]
             result[topic] = "exists"
     log.info("topics: %s", result)
     return result
+
+
+def delete_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
+    """Delete every topic named with ``topics.prefix`` (faust's changelogs included); returns them.
+
+    For runs that own their prefix (the demo, tests), so a broker that outlives them does
+    not pile up partitions run after run.
+    """
+    admin = AdminClient(common_config(settings.kafka))
+    ours = sorted(t for t in admin.list_topics(timeout=timeout_s).topics if t.startswith(settings.topics.prefix))
+    for future in admin.delete_topics(ours, request_timeout=timeout_s).values() if ours else ():
+        future.result()
+    return ours
