@@ -8,12 +8,13 @@ tests don't see each other's data.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pipeline.config import Settings, parse_settings, shared_dir
-from pipeline.kafka.topics import create_topics
+from pipeline.kafka.topics import create_topics, delete_topics
 from pipeline.sinks.clickhouse import make_client, wait_until_up
 from pipeline.sinks.migrations import migrate
 
@@ -79,11 +80,13 @@ def with_overrides(settings: Settings, **sections: dict) -> Settings:
 
 
 @pytest.fixture
-def kafka_settings(base_settings: Settings, kafka_up: None) -> Settings:
-    """Settings with a topic prefix of this test's own, all topics created."""
+def kafka_settings(base_settings: Settings, kafka_up: None) -> Iterator[Settings]:
+    """Settings with a topic prefix of this test's own, all topics created (and deleted after the
+    test, with those the test's workers made: a developer's broker keeps its state between runs)."""
     settings = with_overrides(base_settings, topics={"prefix": f"t{_unique()}.", "partitions": 2})
     create_topics(settings)
-    return settings
+    yield settings
+    delete_topics(settings)
 
 
 @pytest.fixture
