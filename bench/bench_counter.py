@@ -29,9 +29,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer
 
-from bench_counting_accuracy import CLIPS
+from backlog import produce_all
+from bench_counting_accuracy import CLIPS, clip_camera
 from pipeline.codec import DETECTIONS, HEARTBEAT, default_codec
 from pipeline.config import Settings, load_config, shared_dir
 from pipeline.counting import offline
@@ -39,7 +40,7 @@ from pipeline.counting.processor import CountingProcessor
 from pipeline.inference.detector import load_detector
 from pipeline.inference.registry import registry_from_settings
 from pipeline.kafka import topics
-from pipeline.kafka.clients import consumer_config, producer_config
+from pipeline.kafka.clients import consumer_config
 from pipeline.launcher import write_config
 
 CLIP = next(c for c in CLIPS if c.file.startswith("pets09"))
@@ -52,8 +53,7 @@ def clip_records(settings: Settings) -> tuple[list[dict[str, Any]], Any, Any]:
     detector = load_detector(registry, name, version, settings.inference.session, settings.inference.decode)
     class_names = offline.registry_class_names(registry)
     video = offline.probe(shared_dir() / "data" / "videos" / CLIP.file)
-    camera = offline.camera_for_video(settings, video, None, [CLIP.line], list(CLIP.classes),
-                                      class_names(detector.name, detector.version))
+    camera = clip_camera(settings, video, CLIP, class_names(detector.name, detector.version))
     options = replace(offline.CountOptions.for_camera(settings, camera), fps=None, start_ms=0)
     records: list[dict[str, Any]] = []
     offline.OfflineCounter(settings, camera, detector, class_names, options).run(
@@ -83,17 +83,8 @@ def counter_rate(settings: Settings, records: list[dict[str, Any]], workdir: Pat
         update={"prefix": f"bench{uuid.uuid4().hex[:8]}."})})
     topics.create_topics(settings)
     codec = default_codec()
-    producer = Producer(producer_config(settings.kafka))
-    for rec in records:
-        while True:
-            try:
-                producer.produce(topics.name(settings, topics.DETECTIONS), key=rec["camera_id"].encode(),
-                                 value=codec.encode(DETECTIONS, rec))
-                break
-            except BufferError:
-                producer.poll(0.1)
-    if producer.flush(60):
-        raise RuntimeError("detections not acknowledged")
+    produce_all(settings, topics.name(settings, topics.DETECTIONS),
+                ((rec["camera_id"].encode(), codec.encode(DETECTIONS, rec)) for rec in records))
     last_seq = {rec["camera_id"]: rec["seq"] for rec in records}
     config = write_config(settings, workdir / f"{settings.topics.prefix}yaml")
     with open(workdir / f"{settings.topics.prefix}log", "wb") as log:
@@ -118,6 +109,7 @@ def counter_rate(settings: Settings, records: list[dict[str, Any]], workdir: Pat
         consumer.close()
         proc.terminate()
         proc.wait(60)
+        topics.delete_topics(settings)  # the counter's changelog too
     if last_seq or first_ms is None or last_ms is None:
         raise RuntimeError(f"the counter did not finish (cameras left: {sorted(last_seq)}; see {workdir})")
     return len(records) / ((last_ms - first_ms) / 1000)

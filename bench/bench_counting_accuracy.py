@@ -77,13 +77,18 @@ class Run:
     fps: float
 
 
+def clip_camera(settings: Settings, video: offline.VideoInfo, clip: Clip, names: Any) -> Any:
+    """The camera counting ``clip`` with its PROVENANCE line only (a camera the config has for
+    this clip would add its own rules and count every crossing again)."""
+    return offline.camera_for_video(settings.model_copy(update={"cameras": []}), video, None, [clip.line],
+                                    list(clip.classes), names)
+
+
 def count_clip(settings: Settings, detector: Any, class_names: Any, clip: Clip, mode: str,
                fps: float | None, max_width: int | None = None) -> Run:
     video = offline.probe(shared_dir() / "data" / "videos" / clip.file)
     names = class_names(detector.name, detector.version)
-    # Only the PROVENANCE line counts: a configured camera of this clip would add its own rules.
-    camera = offline.camera_for_video(settings.model_copy(update={"cameras": []}), video, None, [clip.line],
-                                      list(clip.classes), names)
+    camera = clip_camera(settings, video, clip, names)
     options = replace(offline.CountOptions.for_camera(settings, camera), fps=fps, start_ms=0, max_width=max_width)
     records: list[dict[str, Any]] = []
     events: list[Event] = []

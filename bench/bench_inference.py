@@ -33,9 +33,8 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
 
+from backlog import produce_all
 from clips import read_jpegs
 from pipeline.codec import FRAME, default_codec
 from pipeline.config import Settings, load_config, shared_dir
@@ -44,7 +43,6 @@ from pipeline.inference.detector import OnnxDetector
 from pipeline.inference.timing import StageTimings
 from pipeline.inference.worker import InferenceWorker
 from pipeline.kafka import topics
-from pipeline.kafka.clients import common_config, producer_config
 
 
 def with_overrides(settings: Settings, **sections: dict) -> Settings:
@@ -82,22 +80,12 @@ def bare_fps(detector: OnnxDetector, frames: list[np.ndarray], batch: int, passe
 
 def produce_frames(settings: Settings, jpegs: list[bytes], size_wh: tuple[int, int], total: int,
                    cameras: int) -> None:
-    codec, topic = default_codec(), topics.name(settings, topics.FRAMES)
-    producer = Producer(producer_config(settings.kafka))
-    now_ms = int(time.time() * 1000)
-    for n in range(total):
-        camera = f"bench-{n % cameras}"
-        value = codec.encode(FRAME, dict(
-            camera_id=camera, stream_id="bench", seq=n // cameras, capture_ts_ms=now_ms + n,
-            width=size_wh[0], height=size_wh[1], data=jpegs[n % len(jpegs)]))
-        while True:
-            try:
-                producer.produce(topic, key=camera.encode(), value=value)
-                break
-            except BufferError:
-                producer.poll(0.1)
-    if producer.flush(60):
-        raise RuntimeError("frames not acknowledged")
+    codec, now_ms = default_codec(), int(time.time() * 1000)
+    produce_all(settings, topics.name(settings, topics.FRAMES), (
+        (f"bench-{n % cameras}".encode(), codec.encode(FRAME, dict(
+            camera_id=f"bench-{n % cameras}", stream_id="bench", seq=n // cameras, capture_ts_ms=now_ms + n,
+            width=size_wh[0], height=size_wh[1], data=jpegs[n % len(jpegs)])))
+        for n in range(total)))
 
 
 def worker_run(base: Settings, detector: OnnxDetector, jpegs: list[bytes], size_wh: tuple[int, int],
@@ -118,7 +106,7 @@ def worker_run(base: Settings, detector: OnnxDetector, jpegs: list[bytes], size_
         threads = sampler.stop()
         cpu_after, broker_after = resource.getrusage(resource.RUSAGE_SELF), broker_cpu_s()
     finally:
-        delete_topics(settings, prefix)
+        topics.delete_topics(settings)
     wall_s = worker.last_finished_s - worker.first_polled_s
     cpu_s = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     threads = {k: v - threads_before.get(k, 0.0) for k, v in threads.items()}
@@ -175,13 +163,6 @@ class ThreadCpu:
             name = self._names[tid].rstrip("0123456789_").replace("python3", "python")
             out[name] = out.get(name, 0.0) + ticks / os.sysconf("SC_CLK_TCK")
         return out
-
-
-def delete_topics(settings: Settings, prefix: str) -> None:
-    admin = AdminClient(common_config(settings.kafka))
-    names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
-    for future in admin.delete_topics(names, operation_timeout=30).values():
-        future.result()
 
 
 def spread(values: list[float], digits: int = 1) -> str:

@@ -30,11 +30,9 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-from confluent_kafka.admin import AdminClient
 
 from pipeline.config import Settings, load_config, shared_dir
-from pipeline.kafka.clients import common_config
-from pipeline.kafka.topics import create_topics, topic_specs
+from pipeline.kafka.topics import create_topics, delete_topics
 from pipeline.ingest.worker import IngestWorker
 
 DEFAULT_CLIP = shared_dir() / "data" / "videos" / "street_cars_approaching.mp4"
@@ -108,9 +106,7 @@ def ingest(settings: Settings) -> Run:
         stats = worker.run()["bench720p"]
         wall_s, cpu_s = time.perf_counter() - started_wall, time.process_time() - started_cpu
     finally:
-        admin = AdminClient(common_config(settings.kafka))
-        for future in admin.delete_topics([s.name for s in topic_specs(settings)]).values():
-            future.result()
+        delete_topics(settings)
     if stats["frames_failed"] or stats["frames_sent"] != stats["frames_sampled"]:
         raise SystemExit(f"ingest run lost frames: {stats}")
     fps = settings.cameras[0].fps
