@@ -5,9 +5,12 @@ End to end: JPEG bytes -> ``decode_image`` -> ``detect_batch`` (letterbox, run,
 decode + NMS), as an inference worker does per batch. Both use the same
 session, at batch 1 and batch N, so the printed ratios are measured in one run
 on one machine. Each figure is the best of ``--repeats`` passes over the frames,
-which damps noise from a shared host.
+which damps noise from a shared host. With several ``--models`` (e.g. a float version
+and its INT8 variant from ``camcount models quantize``) each is measured in turn in the
+same process, and each later one's figures are also printed as ratios to the first's.
 
     .venv/bin/python bench/bench_detector.py --batch 8 --frames 64
+    .venv/bin/python bench/bench_detector.py --registry my-registry.yaml --models yolox-nano:1,yolox-nano:1-int8
 """
 
 from __future__ import annotations
@@ -62,6 +65,16 @@ def end_to_end_pass(detector: OnnxDetector, jpegs: list[bytes], batch: int):
     return run
 
 
+def measure(detector: OnnxDetector, frames: list[np.ndarray], jpegs: list[bytes], batch: int,
+            repeats: int) -> dict[tuple[str, int], float]:
+    """frames/s of the bare run and of the end-to-end path at batch 1 and ``batch``."""
+    results = {}
+    for size in (1, batch):
+        results[("bare", size)] = best_fps(bare_pass(detector, frames, size), repeats)
+        results[("e2e", size)] = best_fps(end_to_end_pass(detector, jpegs, size), repeats)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=8)
@@ -70,32 +83,35 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="intra_op threads, 0 = all")
     parser.add_argument("--providers", default="auto")
     parser.add_argument("--video", type=Path, default=None)
+    parser.add_argument("--models", default="yolox-nano:1", help="NAME:VER[,NAME:VER...]; ratios are to the first")
+    parser.add_argument("--registry", type=Path, help="registry file (default: models/registry.yaml)")
     args = parser.parse_args()
 
     models_dir = default_models_dir()
     video = args.video or models_dir.parent / "data/videos/pets09_s2l1_pedestrians.avi"
     settings = SessionSettings(providers=args.providers, intra_op_num_threads=args.threads)
-    registry = ModelRegistry.load(models_dir=models_dir)
-    detector = load_detector(registry, "yolox-nano", "1", settings)
+    registry = ModelRegistry.load(args.registry, models_dir=models_dir)
+    detectors = [load_detector(registry, *key.split(":", 1), settings) for key in args.models.split(",")]
     frames, jpegs = read_jpegs(video, args.frames, quality=90)
     h, w = frames[0].shape[:2]
-    provider = detector.session.get_providers()[0]
-    threads = args.threads or "default"
-    print(f"model {detector.name}:{detector.version} on {provider}, "
-          f"{len(frames)} frames {w}x{h}, intra_op_num_threads={threads}")
-
-    results = {}
-    for batch in (1, args.batch):
-        results[("bare", batch)] = best_fps(bare_pass(detector, frames, batch), args.repeats)
-        results[("e2e", batch)] = best_fps(end_to_end_pass(detector, jpegs, batch), args.repeats)
-    for (kind, batch), fps in results.items():
-        label = "bare session.run" if kind == "bare" else "detect_batch(JPEG+letterbox+run+NMS)"
-        print(f"  {label:38s} batch {batch:2d}: {fps:7.1f} frames/s  {1000 / fps:6.2f} ms/frame")
     n = args.batch
-    print(f"ratio e2e/bare  batch 1: {results[('e2e', 1)] / results[('bare', 1)]:.2f}"
-          f"   batch {n}: {results[('e2e', n)] / results[('bare', n)]:.2f}")
-    print(f"ratio batch {n}/batch 1  bare: {results[('bare', n)] / results[('bare', 1)]:.2f}"
-          f"   e2e: {results[('e2e', n)] / results[('e2e', 1)]:.2f}")
+    baseline: dict[tuple[str, int], float] = {}
+    for detector in detectors:
+        print(f"model {detector.name}:{detector.version} on {detector.session.get_providers()[0]}, "
+              f"{len(frames)} frames {w}x{h}, intra_op_num_threads={args.threads or 'default'}")
+        results = measure(detector, frames, jpegs, n, args.repeats)
+        for (kind, batch), fps in results.items():
+            label = "bare session.run" if kind == "bare" else "detect_batch(JPEG+letterbox+run+NMS)"
+            print(f"  {label:38s} batch {batch:2d}: {fps:7.1f} frames/s  {1000 / fps:6.2f} ms/frame")
+        print(f"  ratio e2e/bare  batch 1: {results[('e2e', 1)] / results[('bare', 1)]:.2f}"
+              f"   batch {n}: {results[('e2e', n)] / results[('bare', n)]:.2f}")
+        print(f"  ratio batch {n}/batch 1  bare: {results[('bare', n)] / results[('bare', 1)]:.2f}"
+              f"   e2e: {results[('e2e', n)] / results[('e2e', 1)]:.2f}")
+        if baseline:
+            print(f"  ratio to {detectors[0].name}:{detectors[0].version}: " + "   ".join(
+                f"{kind} batch {batch} {fps / baseline[(kind, batch)]:.2f}" for (kind, batch), fps in results.items()))
+        else:
+            baseline = results
 
 
 if __name__ == "__main__":

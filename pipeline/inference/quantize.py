@@ -1,8 +1,8 @@
 """INT8 variants of a registered model: onnxruntime's static quantization, calibrated on real frames.
 
 An INT8 variant is a separate model version in the registry, judged in shadow or as a
-canary like any candidate before it is promoted (DESIGN.md). On a CPU with VNNI it
-costs YOLOX-Nano about 0.7 of the float model's CPU time per frame, and it detects
+canary like any candidate before it is promoted (DESIGN.md). On a CPU with VNNI a
+single-threaded YOLOX-Nano session runs 1.4x the frames of the float one, and it detects
 differently: on the sample clips it counts 5 of 66 crossings wrong where the float
 model counts none (README, "INT8 variants"), which is why this builds a candidate for
 an operator to judge on their own cameras instead of replacing anything.
